@@ -45,6 +45,8 @@ class _EncoderTask(keras.Model):
     """Base of the models below: an `AlbertModel` named `bert` plus head variables."""
 
     def __init__(self, config, encoder=None, name=None, **kwargs):
+        # The heads compute in float32 whatever the global policy; the encoder follows it.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(name=name, **kwargs)
         self.config = config
         self.encoder = encoder if encoder is not None else AlbertModel(config)
@@ -82,7 +84,7 @@ class AlbertPretrainer(_EncoderTask):
         super().__init__(config, encoder, name=name, **kwargs)
         c = config
         # === Layers ===
-        self.mlm_transform = dense(c.embedding_size, c, "dense",
+        self.mlm_transform = dense(c.embedding_size, c, "dense", dtype="float32",
                                    activation=get_activation(c.hidden_act))
         self.mlm_layer_norm = layer_norm()
         build_under(self.mlm_transform, "cls/predictions/transform", (None, c.hidden_size))
@@ -103,7 +105,7 @@ class AlbertPretrainer(_EncoderTask):
         outputs = dict(self.encoder(inputs, training=training))
         positions = tf.cast(inputs["masked_lm_positions"], tf.int32)
         # [B, P, H]: the hidden states at the masked positions.
-        masked = tf.gather(outputs["sequence_output"], positions, batch_dims=1)
+        masked = tf.gather(_as_float32(outputs["sequence_output"]), positions, batch_dims=1)
         masked = self.mlm_layer_norm(self.mlm_transform(masked))
         table = tf.convert_to_tensor(self.encoder.word_embeddings)
         mlm_logits = tf.einsum("bpe,ve->bpv", _as_float32(masked), _as_float32(table))

@@ -59,10 +59,10 @@ def name_scopes(path):
         yield
 
 
-def dense(units, config, name, activation=None, use_bias=True):
+def dense(units, config, name, activation=None, use_bias=True, **kwargs):
     """A Dense layer with the original initializers (truncated normal kernel, zero bias)."""
     return keras.layers.Dense(units, activation=activation, use_bias=use_bias,
-                              kernel_initializer=initializer(config), name=name)
+                              kernel_initializer=initializer(config), name=name, **kwargs)
 
 
 def layer_norm(name="LayerNorm"):
@@ -132,7 +132,7 @@ class AlbertAttention(keras.layers.Layer):
     Q, K, V kernels are stored [H, N*D] and the output kernel [N*D, H], head-major (index
     n*D + d), as the original's 2-D variables. Scores get `(1 - mask) * -10000` added (not
     -inf: a fully masked row gets a constant shift and so its unmasked softmax).
-    Inputs: hidden [B, S, H], attention_adder [B, 1, 1, S] float32. Output [B, S, H].
+    Inputs: hidden [B, S, H], attention_mask [B, 1, 1, S] int32 (1 = attend). Output [B, S, H].
     """
 
     def __init__(self, config, name="attention_1", **kwargs):
@@ -159,7 +159,10 @@ class AlbertAttention(keras.layers.Layer):
         batch, length = tf.shape(x)[0], tf.shape(x)[1]
         return tf.reshape(x, [batch, length, self.num_heads, self.head_size])
 
-    def call(self, hidden, attention_adder, training=False):
+    def call(self, hidden, attention_mask, training=False):
+        # The mask stays int32 on the way in (Keras would cast a float one to the compute
+        # dtype); the -10000 adder and the softmax are float32.
+        attention_adder = (1.0 - tf.cast(attention_mask, tf.float32)) * -10000.0
         q = self._split_heads(self.query(hidden))
         k = self._split_heads(self.key(hidden))
         v = self._split_heads(self.value(hidden))
@@ -221,8 +224,8 @@ class AlbertSubBlock(keras.layers.Layer):
             layer.build(shape)
         self.built = True
 
-    def call(self, hidden, attention_adder, training=False):
-        attended = self.attention(hidden, attention_adder, training=training)
+    def call(self, hidden, attention_mask, training=False):
+        attended = self.attention(hidden, attention_mask, training=training)
         attended = tf.cast(self.attention_layer_norm(attended + hidden), self.compute_dtype)
         out = self.ffn(attended, training=training)
         return tf.cast(self.output_layer_norm(out + attended), self.compute_dtype)
@@ -309,14 +312,13 @@ class AlbertModel(keras.Model):
         if self.embedding_projection is not None:
             hidden = self.embedding_projection(hidden)
 
-        # [B, 1, 1, S]: added to the [B, N, S, S] scores, broadcast over heads and queries.
-        mask = tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]
-        attention_adder = (1.0 - mask) * -10000.0
+        # [B, 1, 1, S]: broadcast over heads and query positions of the [B, N, S, S] scores.
+        attention_mask = input_mask[:, tf.newaxis, tf.newaxis, :]
 
         all_layers = []
         for layer_index in range(self.config.num_hidden_layers):
             for block in self.groups[self.config.group_index(layer_index)]:
-                hidden = block(hidden, attention_adder, training=training)
+                hidden = block(hidden, attention_mask, training=training)
                 all_layers.append(hidden)
 
         pooled = self.pooler(hidden[:, 0])
