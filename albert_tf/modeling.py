@@ -59,10 +59,29 @@ def name_scopes(path):
         yield
 
 
+class FlatDense(keras.layers.Dense):
+    """`keras.layers.Dense` whose matmul flattens the leading axes into one GEMM.
+
+    Keras' Dense multiplies a [B, S, in] input by the kernel as a broadcast batched matmul,
+    which is markedly slower on CPU than one [B*S, in] x [in, out] matmul; same variables,
+    same numbers.
+    """
+
+    def call(self, inputs, training=None):
+        shape = tf.shape(inputs)
+        flat = tf.reshape(inputs, [-1, shape[-1]])
+        outputs = tf.matmul(flat, self.kernel)
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return tf.reshape(outputs, tf.concat([shape[:-1], [self.units]], axis=0))
+
+
 def dense(units, config, name, activation=None, use_bias=True, **kwargs):
     """A Dense layer with the original initializers (truncated normal kernel, zero bias)."""
-    return keras.layers.Dense(units, activation=activation, use_bias=use_bias,
-                              kernel_initializer=initializer(config), name=name, **kwargs)
+    return FlatDense(units, activation=activation, use_bias=use_bias,
+                     kernel_initializer=initializer(config), name=name, **kwargs)
 
 
 def layer_norm(name="LayerNorm"):
