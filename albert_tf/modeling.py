@@ -290,13 +290,15 @@ class AlbertModel(keras.Model):
         if config.embedding_size != config.hidden_size:
             self.embedding_projection = dense(config.hidden_size, config,
                                               "embedding_hidden_mapping_in")
-        # groups[g][k] is `transformer/group_<g>/inner_group_<k>`; only groups some layer maps
-        # to exist, as in the original (which creates variables on first use).
-        self.groups = {
-            g: [AlbertSubBlock(config, name=f"inner_group_{k}")
-                for k in range(config.inner_group_num)]
-            for g in config.used_groups()
-        }
+        # `transformer/group_<g>/inner_group_<k>`: only groups some layer maps to exist, as in
+        # the original (which creates variables on first use). Each sub-block is an attribute
+        # of its own: tf.train.Checkpoint (training state) and SavedModel skip layers held in
+        # Keras-tracked lists and dicts.
+        self.group_indices = config.used_groups()
+        for g in self.group_indices:
+            for k in range(config.inner_group_num):
+                setattr(self, _sub_block_attribute(g, k),
+                        AlbertSubBlock(config, name=f"inner_group_{k}"))
         self.pooler = dense(config.hidden_size, config, "dense", activation="tanh")
         # Variables exist from construction on, so a checkpoint can be loaded before any call.
         self.build()
@@ -307,11 +309,16 @@ class AlbertModel(keras.Model):
         self.embeddings.build()
         if self.embedding_projection is not None:
             build_under(self.embedding_projection, "encoder", (None, None, c.embedding_size))
-        for g, sub_blocks in self.groups.items():
-            for block in sub_blocks:
+        for g in self.group_indices:
+            for block in self.group(g):
                 build_under(block, f"encoder/transformer/group_{g}", None)
         build_under(self.pooler, "pooler", (None, c.hidden_size))
         self.built = True
+
+    def group(self, group_index):
+        """The sub-blocks (`inner_group_0..K-1`) of `transformer/group_<group_index>`."""
+        return [getattr(self, _sub_block_attribute(group_index, k))
+                for k in range(self.config.inner_group_num)]
 
     @property
     def word_embeddings(self):
@@ -336,7 +343,7 @@ class AlbertModel(keras.Model):
 
         all_layers = []
         for layer_index in range(self.config.num_hidden_layers):
-            for block in self.groups[self.config.group_index(layer_index)]:
+            for block in self.group(self.config.group_index(layer_index)):
                 hidden = block(hidden, attention_mask, training=training)
                 all_layers.append(hidden)
 
@@ -346,6 +353,10 @@ class AlbertModel(keras.Model):
         if output_all_layers:
             outputs["all_encoder_layers"] = all_layers
         return outputs
+
+
+def _sub_block_attribute(group_index, inner_index):
+    return f"group_{group_index}_inner_group_{inner_index}"
 
 
 def _unpack_inputs(inputs):

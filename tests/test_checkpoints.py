@@ -131,10 +131,10 @@ def test_init_from_group0_fills_every_group_from_group_0(tmp_path):
     target = AlbertModel(tiny_config())                 # 3 groups
     report = load_original_checkpoint(target, prefix, init_from_group0=True, strict=True)
     assert report.renamed
-    for g in target.groups:
+    for g in target.group_indices:
         np.testing.assert_array_equal(
-            target.groups[g][1].ffn.output_dense.kernel.numpy(),
-            source.groups[0][1].ffn.output_dense.kernel.numpy())
+            target.group(g)[1].ffn.output_dense.kernel.numpy(),
+            source.group(0)[1].ffn.output_dense.kernel.numpy())
 
 
 def test_loading_copies_from_a_read_only_directory(tmp_path):
@@ -144,3 +144,15 @@ def test_loading_copies_from_a_read_only_directory(tmp_path):
         path.chmod(0o444)
     report = load_original_checkpoint(AlbertPretrainer(tiny_config()), target, strict=True)
     assert len(report.loaded) == 112
+
+
+def test_object_checkpoint_tracks_every_variable(tmp_path):
+    """tf.train.Checkpoint (training state, SavedModel) must see all weights, groups included."""
+    model = AlbertPretrainer(tiny_config())
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "state"))
+    stored = [name for name, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in name]
+    assert len(stored) == len(model.weights) == 112
+    other = AlbertPretrainer(tiny_config())
+    tf.train.Checkpoint(model=other).read(path).assert_consumed()
+    for a, b in zip(model.weights, other.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
