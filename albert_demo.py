@@ -1,0 +1,103 @@
+r"""The demo job: train a small ALBERT on the embedded corpus, evaluate, export, fine-tune.
+
+    python albert_demo.py                      # every step (about 15 minutes on 2 CPU cores)
+    python albert_demo.py --steps=finetune,report --run_dir=runs/20261123-170000
+
+Steps: spm (SentencePiece vocabulary), data (pretraining TFRecords), pretrain (LAMB, with
+checkpoints), eval (held-out masked-LM and sentence-order accuracy, pretrained and at
+initialisation), export (original-format checkpoint and SavedModel, reloaded and compared),
+finetune (the embedded next_sentence task, from the pretrained and from the initial weights),
+report (runs/<timestamp>/report.md, metrics.json, loss_curves.png).
+
+A run lives in runs/<timestamp>/. Running the command again continues the newest run
+started with the same settings, skipping its finished steps (each writes
+<step>/manifest.json when done); --fresh starts a new run, --redo=STEP runs a step again.
+See albert_tf/main_job.py for what each step does, and the report for the command line of
+each tool it used.
+"""
+import logging as pylogging
+import os
+import sys
+
+# TensorFlow's C++ start-up lines (CPU features, "failed call to cuInit" without a GPU) are
+# noise here; --verbose shows them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if "--verbose" in sys.argv else "3")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from albert_tf import main_job  # noqa: E402
+
+flags.DEFINE_list("steps", list(main_job.STEPS),
+                  f"Steps to run, in this order: {','.join(main_job.STEPS)}.")
+flags.DEFINE_list("redo", [], "Steps to run again even if they finished before.")
+flags.DEFINE_string("run_dir", None,
+                    "The run folder (default: the newest folder under --runs_root started "
+                    "with the same settings, else a new runs/<timestamp>).")
+flags.DEFINE_string("runs_root", "runs", "Where run folders are created.")
+flags.DEFINE_bool("fresh", False, "Start a new run folder even if one can be continued.")
+flags.DEFINE_enum("preset", "full", ["full", "quick"],
+                  "full: the README's run; quick: a tiny model on a slice of the data (a "
+                  "minute or two, to try the steps).")
+flags.DEFINE_integer("num_workers", 0,
+                     "Processes for create_pretraining_data (0: all cores).")
+flags.DEFINE_bool("verbose", False, "Show the tools' own log lines too.")
+flags.DEFINE_string("build_task_data", None,
+                    "Only rebuild the embedded next_sentence task files into this folder "
+                    "(data/tasks/next_sentence) from the corpus, and exit.")
+
+
+class _ProgressLinesOnly(pylogging.Filter):
+    """Passes warnings, errors and the training loops' progress lines (step, loss, ETA)."""
+
+    def filter(self, record):
+        return record.levelno >= pylogging.WARNING or (
+            record.module == "training" and str(record.msg).startswith("step"))
+
+
+def _quiet_logs():
+    """Only progress lines and problems from the tools; the job prints its own steps."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(pylogging.WARNING)
+    logging.set_verbosity(logging.INFO)
+    handler = logging.get_absl_handler()
+    handler.addFilter(_ProgressLinesOnly())
+    handler.setFormatter(pylogging.Formatter("    %(message)s"))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    FLAGS = flags.FLAGS
+    if FLAGS.verbose:
+        logging.set_verbosity(logging.INFO)
+    else:
+        _quiet_logs()
+    if FLAGS.build_task_data:
+        sizes = main_job.build_task_data(FLAGS.build_task_data)
+        print(f"Wrote {FLAGS.build_task_data}: {sizes}")
+        return
+    settings = (main_job.JobSettings.quick() if FLAGS.preset == "quick"
+                else main_job.JobSettings.full())
+    settings.num_workers = FLAGS.num_workers
+    run_dir = FLAGS.run_dir
+    if run_dir is None and not FLAGS.fresh:
+        run_dir = main_job.find_run_dir(FLAGS.runs_root, settings)
+        if run_dir is not None:
+            print(f"Continuing {run_dir} (same settings; --fresh starts a new run).")
+    if run_dir is None:
+        run_dir = main_job.new_run_dir(FLAGS.runs_root)
+    try:
+        main_job.run_job(settings, run_dir, steps=FLAGS.steps, redo=FLAGS.redo)
+    except (RuntimeError, ValueError, FileNotFoundError) as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        sys.exit(1)
+    report = os.path.join(run_dir, "report.md")
+    if "report" in FLAGS.steps and os.path.exists(report):
+        print(f"Report: {report}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,208 @@
+"""Command-line flags shared by the run_*.py entry scripts, and turning them into objects.
+
+Nothing here runs on import: each script calls the `define_*_flags()` functions it needs
+(inside `if __name__ == "__main__"`), then passes `absl.flags.FLAGS` to the `*_from_flags`
+helpers. The library itself never reads flags.
+
+Original flags keep their names, meanings and defaults. New ones:
+
+    --distribution_strategy  one_device | mirrored | multi_worker_mirrored | tpu
+    --num_gpus               local GPUs to use (default: all; 0: the CPU)
+    --num_cpu_devices        split the CPU into N logical devices (try replication on a CPU)
+    --mixed_precision        none | bf16 | fp16 (fp16 with dynamic loss scaling)
+    --jit_compile            XLA-compile the forward and backward pass
+    --gradient_accumulation_steps, --bias_correction, --log_steps, --seed, --peak_tflops
+"""
+
+import contextlib
+import sys
+
+from absl import flags
+from absl import logging
+
+from albert_tf import training
+
+
+def _define(definer, name, *args, **kwargs):
+    # Several scripts share a process in tests; define each flag once.
+    if name not in flags.FLAGS:
+        definer(name, *args, **kwargs)
+
+
+def define_common_flags():
+    """`albert_config_file`, `init_checkpoint`, `output_dir` (every original script has them)."""
+    _define(flags.DEFINE_string, "albert_config_file", None,
+            "The config JSON of the ALBERT model (its architecture).")
+    _define(flags.DEFINE_string, "init_checkpoint", None,
+            "Initial checkpoint in the original format, usually from a pretrained ALBERT "
+            "(weights only; optimizer moments and the step start afresh).")
+    _define(flags.DEFINE_string, "output_dir", None,
+            "Where checkpoints, summaries and results are written.")
+
+
+def define_tokenizer_flags():
+    """`spm_model_file`, `vocab_file`, `do_lower_case` (the fine-tuning scripts')."""
+    _define(flags.DEFINE_string, "spm_model_file", None,
+            "The SentencePiece model of the ALBERT vocabulary.")
+    _define(flags.DEFINE_string, "vocab_file", None,
+            "A WordPiece vocabulary file (used when no SentencePiece model is given).")
+    _define(flags.DEFINE_bool, "do_lower_case", True,
+            "Lower-case the input (True for the uncased released models).")
+
+
+def define_tpu_flags():
+    """The original's TPU flags: use_tpu, tpu_name, tpu_zone, gcp_project, master,
+    num_tpu_cores, iterations_per_loop."""
+    _define(flags.DEFINE_bool, "use_tpu", False,
+            "Train on a TPU (same as --distribution_strategy=tpu); also looks embeddings up "
+            "with one-hot matmuls, as the original does on TPUs.")
+    _define(flags.DEFINE_string, "tpu_name", None,
+            "The Cloud TPU: a name, or a grpc://ip.address.of.tpu:8470 URL.")
+    _define(flags.DEFINE_string, "tpu_zone", None,
+            "[Optional] GCE zone of the Cloud TPU (detected from metadata if unset).")
+    _define(flags.DEFINE_string, "gcp_project", None,
+            "[Optional] GCP project of the Cloud TPU (detected from metadata if unset).")
+    _define(flags.DEFINE_string, "master", None,
+            "[Optional] TensorFlow master URL (a TPU address, used if --tpu_name is unset).")
+    _define(flags.DEFINE_integer, "num_tpu_cores", 8,
+            "TPU cores to use; TPUStrategy uses every core of the TPU it connects to, so "
+            "this is only checked against it.")
+    _define(flags.DEFINE_integer, "iterations_per_loop", 1000,
+            "Train steps per call into the compiled loop (fewer host round trips). Progress "
+            "logs and checkpoints also end a loop.")
+
+
+def define_runtime_flags():
+    """Where and how to run: strategy, devices, precision, XLA."""
+    _define(flags.DEFINE_enum, "distribution_strategy", "one_device", list(training.STRATEGIES),
+            "one_device: the first GPU, else the CPU. mirrored: all local GPUs (or every "
+            "--num_cpu_devices CPU device). multi_worker_mirrored: the machines in the "
+            "TF_CONFIG environment variable. tpu: the TPU of --tpu_name.")
+    _define(flags.DEFINE_integer, "num_gpus", None,
+            "Local GPUs to use (default: all visible; 0: run on the CPU).")
+    _define(flags.DEFINE_integer, "num_cpu_devices", 1,
+            "Split the CPU into this many logical devices, e.g. to try "
+            "--distribution_strategy=mirrored without GPUs.")
+    _define(flags.DEFINE_enum, "mixed_precision", "none", sorted(training.PRECISION_POLICIES),
+            "Compute in bfloat16 (bf16) or float16 (fp16, with dynamic loss scaling); "
+            "variables, losses and the optimizer stay float32.")
+    _define(flags.DEFINE_bool, "jit_compile", False,
+            "Compile the forward and backward pass with XLA.")
+
+
+def define_training_flags():
+    """Training-loop options shared by pretraining and fine-tuning."""
+    _define(flags.DEFINE_integer, "gradient_accumulation_steps", 1,
+            "Split each step's batch into this many micro-batches per replica and sum their "
+            "gradients before one update: the same update with less memory.")
+    _define(flags.DEFINE_bool, "bias_correction", False,
+            "Use Adam's bias-corrected moments in AdamW/LAMB (the original has none).")
+    _define(flags.DEFINE_integer, "log_steps", 100,
+            "Log progress (losses, learning rate, examples/s, MFU, ETA) every N steps.")
+    _define(flags.DEFINE_integer, "seed", None,
+            "Seed for the initial weights, dropout and the input order (default: random).")
+    _define(flags.DEFINE_float, "peak_tflops", None,
+            "Peak TFLOP/s per accelerator (or of the whole CPU) for the MFU figure; default "
+            "from a table of known GPUs, or an estimate for the CPU.")
+
+
+def define_pretraining_flags():
+    """All flags of run_pretraining.py (the original's plus the new ones)."""
+    define_common_flags()
+    define_tpu_flags()
+    define_runtime_flags()
+    define_training_flags()
+    f = flags
+    _define(f.DEFINE_string, "input_file", None,
+            "Input TFRecord files: comma-separated globs (quote them), e.g. "
+            "'tfrecords/train-*'.")
+    _define(f.DEFINE_integer, "max_seq_length", 512,
+            "Tokens per sequence; must match the data (create_pretraining_data's flag).")
+    _define(f.DEFINE_integer, "max_predictions_per_seq", 20,
+            "Masked-LM predictions per sequence; must match the data.")
+    _define(f.DEFINE_bool, "do_train", True, "Whether to run training.")
+    _define(f.DEFINE_bool, "do_eval", False,
+            "Whether to evaluate (on the training files, as the original).")
+    _define(f.DEFINE_integer, "train_batch_size", 4096,
+            "Global batch per update (over all replicas and accumulated micro-batches).")
+    _define(f.DEFINE_integer, "eval_batch_size", 64, "Global batch for evaluation.")
+    _define(f.DEFINE_enum, "optimizer", "lamb", ["adamw", "lamb"], "The optimizer.")
+    _define(f.DEFINE_float, "learning_rate", 0.00176, "The peak (initial) learning rate.")
+    _define(f.DEFINE_float, "poly_power", 1.0, "The power of the polynomial decay.")
+    _define(f.DEFINE_integer, "num_train_steps", 125000, "Number of training steps.")
+    _define(f.DEFINE_integer, "num_warmup_steps", 3125, "Number of warm-up steps.")
+    _define(f.DEFINE_integer, "start_warmup_step", 0, "The step at which warm-up starts.")
+    _define(f.DEFINE_integer, "save_checkpoints_steps", 5000,
+            "Save a resumable checkpoint every N steps.")
+    _define(f.DEFINE_integer, "keep_checkpoint_max", 5, "How many checkpoints to keep.")
+    _define(f.DEFINE_integer, "max_eval_steps", 100, "Batches per evaluation.")
+    _define(f.DEFINE_bool, "init_from_group0", False,
+            "Initialise every layer group's variables from group 0 of --init_checkpoint.")
+    _define(f.DEFINE_float, "masked_lm_budget", 0,
+            "The original's online-masking ratio; only 0 (offline masking) is supported.")
+    _define(f.DEFINE_integer, "export_original_every", 0,
+            "Also write an original-format model.ckpt-<step> every N steps (0: only at the "
+            "end).")
+
+
+def strategy_from_flags(values):
+    """The `tf.distribute.Strategy` the runtime and TPU flags ask for."""
+    name = values.distribution_strategy
+    if getattr(values, "use_tpu", False):
+        if name not in ("one_device", "tpu"):
+            raise training.SettingsError(
+                f"--use_tpu contradicts --distribution_strategy={name}; drop one of them.")
+        name = "tpu"
+    if values.num_cpu_devices > 1:
+        training.configure_cpu_devices(values.num_cpu_devices)
+    strategy = training.create_strategy(
+        name, num_gpus=values.num_gpus,
+        tpu=getattr(values, "tpu_name", None) or getattr(values, "master", None),
+        tpu_zone=getattr(values, "tpu_zone", None),
+        gcp_project=getattr(values, "gcp_project", None))
+    if name == "tpu" and strategy.num_replicas_in_sync != values.num_tpu_cores:
+        logging.warning("The TPU has %d cores; --num_tpu_cores=%d is ignored.",
+                        strategy.num_replicas_in_sync, values.num_tpu_cores)
+    logging.info("Strategy %s with %d replica(s).", type(strategy).__name__,
+                 strategy.num_replicas_in_sync)
+    return strategy
+
+
+def pretraining_settings_from_flags(values):
+    """`PretrainingSettings` from run_pretraining.py's flag values."""
+    from albert_tf.pretraining import PretrainingSettings
+    on_tpu = values.use_tpu or values.distribution_strategy == "tpu"
+    return PretrainingSettings(
+        input_file=values.input_file, output_dir=values.output_dir,
+        init_checkpoint=values.init_checkpoint, max_seq_length=values.max_seq_length,
+        max_predictions_per_seq=values.max_predictions_per_seq, do_train=values.do_train,
+        do_eval=values.do_eval, train_batch_size=values.train_batch_size,
+        eval_batch_size=values.eval_batch_size, optimizer=values.optimizer,
+        learning_rate=values.learning_rate, poly_power=values.poly_power,
+        num_train_steps=values.num_train_steps, num_warmup_steps=values.num_warmup_steps,
+        start_warmup_step=values.start_warmup_step,
+        save_checkpoints_steps=values.save_checkpoints_steps,
+        keep_checkpoint_max=values.keep_checkpoint_max,
+        iterations_per_loop=values.iterations_per_loop, max_eval_steps=values.max_eval_steps,
+        init_from_group0=values.init_from_group0, masked_lm_budget=values.masked_lm_budget,
+        use_one_hot_embeddings=on_tpu, mixed_precision=values.mixed_precision,
+        jit_compile=values.jit_compile,
+        gradient_accumulation_steps=values.gradient_accumulation_steps,
+        bias_correction=values.bias_correction, log_steps=values.log_steps,
+        export_original_every=values.export_original_every, seed=values.seed,
+        peak_tflops=values.peak_tflops)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turns errors caused by the user's input into one clear line and exit status 1."""
+    from albert_tf.checkpoints import CheckpointMismatchError
+    from albert_tf.pretraining_data_input import InputDataError
+    try:
+        yield
+    except (training.SettingsError, InputDataError, CheckpointMismatchError,
+            training.CheckpointRestoreError, training.NonFiniteLossError,
+            FileNotFoundError) as error:
+        logging.error("%s: %s", type(error).__name__, error)
+        print(f"ERROR: {error}", file=sys.stderr)
+        sys.exit(1)

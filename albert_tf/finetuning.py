@@ -1,0 +1,751 @@
+"""The fine-tuning loop that GLUE, SQuAD and RACE share: train, evaluate every checkpoint,
+keep the best, predict.
+
+It does what the original fine-tuning scripts do around their `model_fn`, on
+`albert_tf.training` (strategies, the replicated train step, resumable checkpoints, progress):
+
+1. Build the task's Keras model in the strategy's scope and warm-start its encoder from an
+   original-format checkpoint (`--init_checkpoint`; the head keeps its fresh initialisation).
+2. Train `train_step` steps with the original AdamW/LAMB and schedule (`create_optimizer`,
+   `warmup_step`), the loss being the mean over the global batch of the task's per-example
+   loss. Every `save_checkpoints_steps` (and at the end) the training state is saved to
+   `output_dir/train_state/` (keeping `keep_checkpoint_max`); a rerun of the same command
+   resumes from the last one, at the same step and input position.
+3. Evaluate every saved checkpoint on dev with the task's evaluation callback, write each
+   result to `eval_results.txt` and the best so far to `best_trial.txt`
+   (`global_step:best_step:best_value`), and keep the best weights as the original-format
+   checkpoint `model.ckpt-best`, from which prediction and export start. As the original, a
+   checkpoint becomes the best only with a strictly greater metric (ties keep the earlier).
+
+How the evaluation is scheduled: with an evaluation callback, `train` evaluates each
+checkpoint as soon as it is saved, on the weights in memory. Without one (a train-only run,
+as the original run_glue.sh starts), `train` also writes every checkpoint's weights as
+`output_dir/model.ckpt-<step>`, and a later (or concurrent) `evaluate_checkpoints` call
+evaluates them in step order, deletes those that are not the best, and renames the best to
+`model.ckpt-best`, as the original's eval loop does.
+
+A task plugs in with four things (see `albert_tf.tasks.glue.run_classifier` for a complete
+use):
+
+    tuner = FineTuner(config, settings, build_model=lambda c: AlbertClassifier(c, 3),
+                      strategy=strategy)
+    tuner.initialize()                        # warm start; a bad --init_checkpoint fails here
+    result = tuner.train(
+        loss_fn,                              # (model, batch, training) -> [B] losses
+        train_input,                          # (batch_size, num_shards, shard_index) -> dataset
+        evaluate_fn=evaluate_fn,              # (tuner) -> {"eval_accuracy": ..., ...}
+        metric_key="eval_accuracy")           # which result picks the best checkpoint
+    tuner.restore_best()                      # model.ckpt-best into tuner.model
+    outputs = tuner.predict(test_dataset, output_fn)   # {name: np.ndarray [N, ...]}
+
+`evaluate_fn` usually runs `tuner.predict` on its dev set and computes its metrics from the
+returned arrays (in dataset order) with NumPy / scikit-learn / the official scripts.
+"""
+
+import dataclasses
+import math
+import os
+import re
+import time
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from albert_tf import checkpoints as checkpoints_lib
+from albert_tf import optimization
+from albert_tf import training
+
+write_text_atomically = training.write_text_atomically
+
+BEST_PREFIX = "model.ckpt-best"
+_SNAPSHOT_RE = re.compile(r"^model\.ckpt-(\d+)\.index$")
+
+
+@dataclasses.dataclass
+class FinetuningSettings:
+    """The fine-tuning scripts' flags; defaults are the original run_classifier.py's.
+
+    Attributes:
+      output_dir: checkpoints, results, summaries.
+      init_checkpoint: original-format checkpoint to warm-start from (None: random init).
+      max_seq_length: tokens per example (for tokens/s and MFU in the progress lines).
+      train_batch_size, eval_batch_size, predict_batch_size: global batch sizes.
+      learning_rate: peak learning rate.
+      train_step: number of updates; the learning rate decays linearly to 0 there.
+      warmup_step: linear warm-up steps (0: none).
+      save_checkpoints_steps: checkpoint (and evaluation) period.
+      keep_checkpoint_max: resumable training checkpoints kept (the original's flag, which
+        it ignored; every evaluated checkpoint is still evaluated here).
+      iterations_per_loop: train steps per call into the compiled loop.
+      optimizer: "adamw" (the original fine-tuning default) or "lamb".
+      New relative to the original: use_one_hot_embeddings (the original ties it to
+      --use_tpu), mixed_precision ("none", "bf16", "fp16"), jit_compile,
+      gradient_accumulation_steps, bias_correction, log_steps, seed, peak_tflops (for MFU),
+      eval_wait_seconds (how long `evaluate_checkpoints` waits for a new checkpoint of a
+      training run still going on, before it stops with what it has).
+    """
+
+    output_dir: str
+    init_checkpoint: str = None
+    max_seq_length: int = 512
+    train_batch_size: int = 32
+    eval_batch_size: int = 8
+    predict_batch_size: int = 8
+    learning_rate: float = 5e-5
+    train_step: int = 1000
+    warmup_step: int = 0
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    iterations_per_loop: int = 1000
+    optimizer: str = "adamw"
+    use_one_hot_embeddings: bool = False
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    gradient_accumulation_steps: int = 1
+    bias_correction: bool = False
+    log_steps: int = 100
+    seed: int = None
+    peak_tflops: float = None
+    eval_wait_seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class FinetuningResult:
+    """What a `train` or `evaluate_checkpoints` call ended with.
+
+    Attributes:
+      global_step: the last step trained or evaluated.
+      best_step, best_value: the best checkpoint so far (None if nothing was evaluated).
+      metric_key: the metric that picks it.
+      best_checkpoint: the `model.ckpt-best` prefix, if written.
+      evaluations: {step: metrics} of the checkpoints evaluated by this call.
+    """
+
+    global_step: int
+    best_step: int = None
+    best_value: float = None
+    metric_key: str = None
+    best_checkpoint: str = None
+    evaluations: dict = dataclasses.field(default_factory=dict)
+
+
+def encoder_flops_per_example(config, seq_length):
+    """Matmul FLOPs of one training example through the encoder and pooler (3 x forward)."""
+    c = config
+    S, H, E, I = seq_length, c.hidden_size, c.embedding_size, c.intermediate_size
+    forward = 2 * S * E * H if E != H else 0
+    forward += c.num_hidden_layers * c.inner_group_num * (8 * S * H * H + 4 * S * S * H
+                                                           + 4 * S * H * I)
+    forward += 2 * H * H
+    return 3 * forward
+
+
+def resolve_hub_module(handle):
+    """(checkpoint prefix, SentencePiece model or None, config JSON or None) of a TF-Hub module.
+
+    `--albert_hub_module_handle` must be a local folder of a downloaded ALBERT TF-Hub module
+    (`variables/variables.*`, `assets/30k-clean.model`); nothing is downloaded at run time.
+    """
+    handle = os.fspath(handle)
+    if re.match(r"^[a-z]+://", handle) and not handle.startswith("gs://"):
+        raise training.SettingsError(
+            f"--albert_hub_module_handle={handle}: modules are not downloaded at run time. "
+            "Download it (e.g. add '?tf-hub-format=compressed' to the URL), extract it, and "
+            "pass its folder.")
+    prefix = os.path.join(handle, "variables", "variables")
+    if not tf.io.gfile.exists(prefix + ".index"):
+        raise FileNotFoundError(f"--albert_hub_module_handle={handle}: no {prefix}.index; "
+                                "expected the folder of an extracted TF-Hub module.")
+    assets = os.path.join(handle, "assets")
+    spm = [p for p in tf.io.gfile.glob(os.path.join(assets, "*.model"))]
+    config = os.path.join(assets, "albert_config.json")
+    return prefix, (spm[0] if spm else None), (config if tf.io.gfile.exists(config) else None)
+
+
+# =========================================================================================
+# The record of evaluations: best_trial.txt and eval_results.txt
+# =========================================================================================
+
+
+class EvaluationRecord:
+    """`best_trial.txt` and `eval_results.txt` of an output directory, as the original.
+
+    best_trial.txt holds `global_step:best_step:best_value` (last evaluated step, best step,
+    its metric; -1 each before any evaluation). eval_results.txt gets, per evaluation, the
+    results as sorted `key = value` lines, then `best = <best value before it>` and a line
+    of 50 "=". Unlike the original, it is not emptied when a run restarts (the evaluations
+    of a resumed run stay in it), only when training starts from step 0.
+
+    Args:
+      output_dir: the folder.
+      metric_key: the result that ranks checkpoints (greater is better).
+      write: whether this process writes the files (the chief only).
+    """
+
+    def __init__(self, output_dir, metric_key, write=True):
+        self.output_dir = os.fspath(output_dir)
+        self.metric_key = metric_key
+        self.write = write
+        self.trial_path = os.path.join(self.output_dir, "best_trial.txt")
+        self.results_path = os.path.join(self.output_dir, "eval_results.txt")
+        self.global_step, self.best_step, self.best_value = -1, None, None
+        if tf.io.gfile.exists(self.trial_path):
+            with tf.io.gfile.GFile(self.trial_path) as f:
+                text = f.read().strip()
+            try:
+                step, best_step, value = text.split(":")
+                self.global_step = int(step)
+                if int(best_step) >= 0:
+                    self.best_step, self.best_value = int(best_step), float(value)
+            except ValueError:
+                raise ValueError(f"{self.trial_path} should hold 'global_step:best_step:"
+                                 f"best_value', found {text!r}; delete it to evaluate "
+                                 "every checkpoint again.") from None
+        self._text = ""
+        if tf.io.gfile.exists(self.results_path):
+            with tf.io.gfile.GFile(self.results_path) as f:
+                self._text = f.read()
+
+    def reset(self):
+        """Forgets earlier evaluations (a run that starts training from step 0)."""
+        self.global_step, self.best_step, self.best_value = -1, None, None
+        self._text = ""
+        if self.write:
+            for path in (self.trial_path, self.results_path):
+                if tf.io.gfile.exists(path):
+                    tf.io.gfile.remove(path)
+
+    def is_better(self, value):
+        value = float(value)
+        if math.isnan(value):
+            return False
+        return self.best_value is None or value > self.best_value
+
+    def add(self, step, results):
+        """Records the results of checkpoint `step`; returns True if it is the new best."""
+        if self.metric_key not in results:
+            raise KeyError(f"The evaluation results have no {self.metric_key!r} (the metric "
+                           f"that picks the best checkpoint); they have {sorted(results)}.")
+        before = -1 if self.best_value is None else self.best_value
+        lines = [f"{key} = {results[key]}" for key in sorted(results)]
+        lines += [f"best = {before}", "=" * 50]
+        self._text += "".join(line + "\n" for line in lines)
+        better = self.is_better(results[self.metric_key])
+        if better:
+            self.best_step, self.best_value = int(step), float(results[self.metric_key])
+        self.global_step = max(self.global_step, int(step))
+        return better
+
+    def add_section(self, title, results):
+        """Appends results that rank nothing (e.g. another dev set on the best checkpoint)."""
+        lines = [f"# {title}"] + [f"{key} = {results[key]}" for key in sorted(results)]
+        self._text += "".join(line + "\n" for line in lines + ["=" * 50])
+        self.flush_results()
+
+    def flush_results(self):
+        if self.write:
+            write_text_atomically(self.results_path, self._text)
+
+    def flush_trial(self):
+        if self.write:
+            best_step = -1 if self.best_step is None else self.best_step
+            best_value = -1 if self.best_value is None else self.best_value
+            write_text_atomically(self.trial_path,
+                                  f"{self.global_step}:{best_step}:{best_value}")
+
+
+# =========================================================================================
+# FineTuner
+# =========================================================================================
+
+
+class FineTuner:
+    """A task model, its strategy and its output directory, with train / evaluate / predict.
+
+    Args:
+      config: the `AlbertConfig`.
+      settings: `FinetuningSettings`.
+      build_model: `build_model(config) -> keras.Model`, called in the strategy's scope
+        under the settings' mixed-precision policy. The model takes a dict of features
+        (what the task's datasets yield) and its variables must exist after construction
+        (our ALBERT models and heads do), so a checkpoint can be loaded before any call.
+        Heads should use the original variable names so that `model.ckpt-best` is an
+        original-format checkpoint.
+      strategy: a `tf.distribute.Strategy` (default: one device).
+
+    Attributes: `model`, `strategy`, `settings`, `optimizer` (after `train` starts),
+    `is_chief`.
+    """
+
+    def __init__(self, config, settings, build_model, strategy=None):
+        self.config = config
+        self.settings = settings
+        self.strategy = strategy or training.create_strategy("one_device")
+        _, self.num_workers, self.is_chief = training.worker_info(self.strategy)
+        self._check_settings()
+        tf.io.gfile.makedirs(settings.output_dir)
+        if settings.seed is not None:
+            keras.utils.set_random_seed(settings.seed)
+        previous_policy = keras.mixed_precision.global_policy()
+        try:
+            training.set_mixed_precision(settings.mixed_precision)
+            with self.strategy.scope():
+                self.model = build_model(config)
+        finally:
+            # Layers keep the policy they were built with; leave the global one as found.
+            keras.mixed_precision.set_global_policy(previous_policy)
+        self.optimizer = None
+        self._warm_started = False
+        self._predict_steps = {}
+        self.state_dir = os.path.join(settings.output_dir, "train_state")
+
+    # --- Set-up -------------------------------------------------------------------------
+
+    def _check_settings(self):
+        s = self.settings
+        replicas = self.strategy.num_replicas_in_sync
+        for name in ("train_step", "save_checkpoints_steps", "iterations_per_loop",
+                     "log_steps", "train_batch_size", "eval_batch_size",
+                     "predict_batch_size", "gradient_accumulation_steps"):
+            if getattr(s, name) <= 0:
+                raise training.SettingsError(f"--{name} must be > 0, got {getattr(s, name)}.")
+        if s.warmup_step < 0:
+            raise training.SettingsError(f"--warmup_step must be >= 0, got {s.warmup_step}.")
+        if s.optimizer not in optimization.OPTIMIZERS:
+            raise training.SettingsError(f"--optimizer={s.optimizer!r}; expected one of "
+                                         f"{sorted(optimization.OPTIMIZERS)}.")
+        per_update = replicas * s.gradient_accumulation_steps
+        if s.train_batch_size % per_update:
+            raise training.SettingsError(
+                f"--train_batch_size={s.train_batch_size} must be divisible by {replicas} "
+                f"replica(s) x --gradient_accumulation_steps={s.gradient_accumulation_steps}.")
+        for name in ("eval_batch_size", "predict_batch_size"):
+            if getattr(s, name) % replicas:
+                raise training.SettingsError(f"--{name}={getattr(s, name)} must be divisible "
+                                             f"by the {replicas} replica(s).")
+
+    def has_training_state(self):
+        """Whether `output_dir` holds a resumable training checkpoint."""
+        return tf.train.latest_checkpoint(self.state_dir) is not None
+
+    def initialize(self):
+        """Warm-starts the model from `init_checkpoint`, unless training state exists.
+
+        Call it early: a checkpoint that matches no variable or has other shapes raises
+        `CheckpointMismatchError` here, before any data is converted or step trained. Only
+        weights are taken (moments and step start afresh); variables the checkpoint lacks
+        (the new head) keep their initialisation. Returns the `LoadReport`, or None.
+        """
+        if self._warm_started or self.has_training_state():
+            return None
+        self._warm_started = True
+        if not self.settings.init_checkpoint:
+            logging.warning("No --init_checkpoint: fine-tuning starts from random weights.")
+            return None
+        report = checkpoints_lib.load_original_checkpoint(self.model,
+                                                          self.settings.init_checkpoint)
+        logging.info("Warm start from %s: %d variables loaded, %d initialised afresh (%s).",
+                     report.checkpoint, len(report.loaded), len(report.missing),
+                     ", ".join(report.missing) or "none")
+        return report
+
+    def _build_optimizer(self):
+        s = self.settings
+        with self.strategy.scope():
+            optimizer = optimization.create_optimizer(
+                s.learning_rate, s.train_step, s.warmup_step, optimizer=s.optimizer,
+                bias_correction=s.bias_correction, aggregate_gradients=False)
+            if s.mixed_precision == "fp16":
+                optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+            # A Keras optimizer used inside strategy.run must be built in the scope first.
+            optimizer.build(self.model.trainable_variables)
+        return optimizer
+
+    # --- Training -----------------------------------------------------------------------
+
+    def make_trainer(self, loss_fn):
+        """The `training.Trainer` whose steps `train` runs (the optimizer is built once).
+
+        `loss_fn(model, batch, training) -> [B]` per-example losses; each step minimises
+        their mean over the global batch. Benchmarks time `trainer.train(iterator, n)`.
+        """
+        if self.optimizer is None:
+            self.optimizer = self._build_optimizer()
+        s = self.settings
+        return training.Trainer(self.strategy, self.model, self.optimizer,
+                                global_batch_loss(loss_fn), batch_stats,
+                                jit_compile=s.jit_compile,
+                                gradient_accumulation_steps=s.gradient_accumulation_steps)
+
+    def train(self, loss_fn, train_input, evaluate_fn=None, metric_key=None,
+              flops_per_example=None):
+        """Trains to `train_step`, evaluating each saved checkpoint if `evaluate_fn` is given.
+
+        Args:
+          loss_fn: `loss_fn(model, batch, training) -> [B]` float per-example losses of a
+            (per-replica) batch; the training loss is their mean over the global batch.
+          train_input: `train_input(batch_size, num_shards, shard_index) -> tf.data.Dataset`
+            of batches of `batch_size` from input shard `shard_index` of `num_shards`,
+            repeating without end.
+          evaluate_fn: `evaluate_fn(tuner) -> dict` of float metrics of the current
+            weights (runs on every worker; use `tuner.predict`). None: write
+            `model.ckpt-<step>` snapshots for a later `evaluate_checkpoints`.
+          metric_key: the `evaluate_fn` result that picks the best checkpoint.
+          flops_per_example: training FLOPs per example for MFU (default: the encoder's).
+
+        Returns a `FinetuningResult`. Rerunning after a crash resumes from the last
+        training checkpoint (and first evaluates it if its evaluation was lost); rerunning
+        a finished run returns at once.
+        """
+        s = self.settings
+        if evaluate_fn is not None and not metric_key:
+            raise ValueError("train(evaluate_fn=...) needs the metric_key that ranks "
+                             "checkpoints.")
+        self.initialize()
+        if self.optimizer is None:
+            self.optimizer = self._build_optimizer()
+        state = training.TrainingCheckpoints(self.state_dir, self.strategy,
+                                             s.keep_checkpoint_max, model=self.model,
+                                             weights=NamedWeights(self.model),
+                                             optimizer=self.optimizer)
+        record = (EvaluationRecord(s.output_dir, metric_key, write=self.is_chief)
+                  if evaluate_fn is not None else None)
+        result = FinetuningResult(global_step=0, metric_key=metric_key)
+
+        latest = state.latest()
+        if latest is not None and state.step_of(latest) >= s.train_step:
+            step = state.restore(latest)
+            logging.info("Training already finished: %s is at step %d (--train_step=%d).",
+                         latest, step, s.train_step)
+            self._after_checkpoint(step, evaluate_fn, record, result)
+            return self._finish(result, step, record)
+
+        iterator = training.make_input_iterator(self.strategy, train_input, s.train_batch_size)
+        state.track_iterator(iterator)
+        step = state.restore()
+        if step is None:
+            step = 0
+            if record is not None:
+                record.reset()
+        else:
+            logging.info("Resuming from %s at step %d.", state.latest(), step)
+            self._after_checkpoint(step, evaluate_fn, record, result)
+
+        trainer = self.make_trainer(loss_fn)
+        writer = (tf.summary.create_file_writer(os.path.join(s.output_dir, "summaries", "train"))
+                  if self.is_chief else None)
+        peak, peak_source = training.peak_flops_per_second(self.strategy, s.mixed_precision,
+                                                           s.peak_tflops)
+        flops = flops_per_example or encoder_flops_per_example(self.config, s.max_seq_length)
+        progress = training.ProgressMeter(s.train_step, s.train_batch_size, s.max_seq_length,
+                                          flops, peak, writer)
+        logging.info("Fine-tuning steps %d to %d: global batch %d on %d replica(s), learning "
+                     "rate %g (%s, %d warm-up steps), checkpoint every %d steps; peak %s.",
+                     step, s.train_step, s.train_batch_size,
+                     self.strategy.num_replicas_in_sync, s.learning_rate, s.optimizer,
+                     s.warmup_step, s.save_checkpoints_steps,
+                     f"{peak / 1e12:.2f} TFLOP/s ({peak_source})" if peak else peak_source)
+
+        def next_multiple(every):
+            return (step // every + 1) * every
+
+        progress.start(step)
+        window = []
+        while step < s.train_step:
+            stop = min(step + s.iterations_per_loop, s.train_step,
+                       next_multiple(s.save_checkpoints_steps), next_multiple(s.log_steps))
+            try:
+                means = trainer.train(iterator, stop - step)
+            except training.NonFiniteLossError as error:
+                latest = state.latest()
+                raise training.NonFiniteLossError(
+                    f"{error} Nothing was saved after the last checkpoint ({latest or 'none'})."
+                    " Lower --learning_rate, or check the input data.") from None
+            window.append((stop - step, means))
+            step = int(self.optimizer.iterations.numpy())
+            if step % s.log_steps == 0 or step >= s.train_step:
+                count = sum(n for n, _ in window)
+                averaged = {k: sum(n * m[k] for n, m in window) / count for k in window[0][1]}
+                progress.log(step, averaged, training.learning_rate_at(self.optimizer, step - 1))
+                window = []
+            if step % s.save_checkpoints_steps == 0 or step >= s.train_step:
+                state.save(step)
+                self._after_checkpoint(step, evaluate_fn, record, result)
+        return self._finish(result, step, record)
+
+    def _after_checkpoint(self, step, evaluate_fn, record, result):
+        """Evaluates checkpoint `step` (or snapshots it for a later evaluation)."""
+        result.global_step = step
+        if evaluate_fn is None:
+            prefix = os.path.join(self.settings.output_dir, f"model.ckpt-{step}")
+            if self.is_chief and not tf.io.gfile.exists(prefix + ".index"):
+                checkpoints_lib.save_original_checkpoint(self.model, prefix, global_step=step)
+            return
+        if record.global_step >= step:
+            return   # evaluated before a restart
+        results = self._evaluate(step, evaluate_fn, result)
+        if record.add(step, results) and self.is_chief:
+            prefix = os.path.join(self.settings.output_dir, BEST_PREFIX)
+            checkpoints_lib.save_original_checkpoint(self.model, prefix, global_step=step)
+            logging.info("New best %s = %s at step %d: saved %s.", record.metric_key,
+                         results[record.metric_key], step, prefix)
+        record.flush_results()
+        record.flush_trial()
+
+    def _evaluate(self, step, evaluate_fn, result):
+        start = time.time()
+        results = {key: float(value) for key, value in dict(evaluate_fn(self)).items()}
+        results["global_step"] = int(step)
+        result.evaluations[step] = results
+        logging.info("Eval at step %d (%.1f s): %s", step, time.time() - start, ", ".join(
+            f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
+            for k, v in sorted(results.items())))
+        if self.is_chief:
+            writer = tf.summary.create_file_writer(
+                os.path.join(self.settings.output_dir, "summaries", "eval"))
+            with writer.as_default(step=step):
+                for key, value in results.items():
+                    if key != "global_step":
+                        tf.summary.scalar(key, value)
+            writer.flush()
+        return results
+
+    def _finish(self, result, step, record):
+        result.global_step = step
+        if record is not None:
+            result.best_step, result.best_value = record.best_step, record.best_value
+            best = os.path.join(self.settings.output_dir, BEST_PREFIX)
+            if tf.io.gfile.exists(best + ".index"):
+                result.best_checkpoint = best
+        return result
+
+    # --- Evaluation of saved checkpoints ------------------------------------------------
+
+    def snapshots(self):
+        """{step: prefix} of the `model.ckpt-<step>` checkpoints in `output_dir`."""
+        found = {}
+        for name in tf.io.gfile.listdir(self.settings.output_dir):
+            match = _SNAPSHOT_RE.match(name)
+            if match:
+                found[int(match.group(1))] = os.path.join(self.settings.output_dir,
+                                                          name[:-len(".index")])
+        return found
+
+    def evaluate_checkpoints(self, evaluate_fn, metric_key):
+        """The original's eval loop over `model.ckpt-<step>` checkpoints of a training run.
+
+        Evaluates, in step order, each checkpoint newer than the last one recorded in
+        `best_trial.txt`, until one at `train_step` has been evaluated. A checkpoint that
+        is not the best is deleted once evaluated; the best is renamed `model.ckpt-best`.
+        When no new checkpoint is there it waits up to `eval_wait_seconds` for the training
+        run to write one (polling every 60 s at most), then stops with what it has. A run
+        already evaluated to the end returns its record (the original failed there).
+
+        Returns a `FinetuningResult`. Raises FileNotFoundError if there is nothing at all to
+        evaluate.
+        """
+        s = self.settings
+        record = EvaluationRecord(s.output_dir, metric_key, write=self.is_chief)
+        result = FinetuningResult(global_step=max(record.global_step, 0), metric_key=metric_key)
+        best = os.path.join(s.output_dir, BEST_PREFIX)
+        waited = 0.0
+        while record.global_step < s.train_step:
+            new = sorted(step for step in self.snapshots() if step > record.global_step)
+            if not new:
+                if waited >= s.eval_wait_seconds:
+                    if record.best_step is None:
+                        raise FileNotFoundError(
+                            f"No checkpoint to evaluate in {s.output_dir}: expected "
+                            "model.ckpt-<step> files from a training run (--do_train).")
+                    logging.warning("Stopping evaluation at step %d: no newer checkpoint in %s "
+                                    "(--train_step=%d).", record.global_step, s.output_dir,
+                                    s.train_step)
+                    break
+                pause = min(60.0, s.eval_wait_seconds - waited)
+                logging.info("No new checkpoint in %s; waiting %.0f s.", s.output_dir, pause)
+                time.sleep(pause)
+                waited += pause
+                continue
+            waited = 0.0
+            for step in new:
+                prefix = self.snapshots()[step]
+                checkpoints_lib.load_original_checkpoint(self.model, prefix, strict=True)
+                results = self._evaluate(step, evaluate_fn, result)
+                if record.add(step, results):
+                    if self.is_chief:
+                        _rename_checkpoint(prefix, best)
+                        logging.info("New best %s = %s at step %d: %s renamed %s.",
+                                     metric_key, results[metric_key], step, prefix, best)
+                elif self.is_chief:
+                    _remove_checkpoint(prefix)
+                record.flush_results()
+                record.flush_trial()
+                result.global_step = step
+        return self._finish(result, max(record.global_step, 0), record)
+
+    def add_results_section(self, title, results, metric_key=None):
+        """Appends `results` under `# title` to eval_results.txt (not ranked)."""
+        if self.is_chief:
+            EvaluationRecord(self.settings.output_dir, metric_key).add_section(title, results)
+
+    # --- Restoring and predicting -------------------------------------------------------
+
+    def restore_best(self):
+        """Loads `output_dir/model.ckpt-best` into the model; returns its prefix."""
+        prefix = os.path.join(self.settings.output_dir, BEST_PREFIX)
+        if not tf.io.gfile.exists(prefix + ".index"):
+            raise FileNotFoundError(
+                f"No {prefix}.index: prediction and export use the best checkpoint, which "
+                "the evaluation picks. Run with --do_eval (after or with --do_train) first.")
+        checkpoints_lib.load_original_checkpoint(self.model, prefix, strict=True)
+        return prefix
+
+    def predict(self, dataset, output_fn=None, batch_size=None, keep=(), num_examples=None):
+        """Runs the model over a finite dataset on every replica; returns per-example arrays.
+
+        Args:
+          dataset: an unbatched `tf.data.Dataset` of feature dicts with fully defined shapes.
+          output_fn: `output_fn(model, batch) -> dict` of tensors [B, ...] (default: the
+            model's outputs in inference mode).
+          batch_size: global batch (default `predict_batch_size`).
+          keep: feature names copied from the input to the outputs (e.g. labels, ids).
+          num_examples: the dataset's size, if known (else it is counted).
+
+        Returns {name: np.ndarray [N, ...]} in dataset order. The dataset is padded to
+        whole batches with all-zero examples that are dropped from the outputs (the
+        original's `PaddingInputExample`), so every step has the same shape (TPUs, XLA).
+        """
+        strategy = self.strategy
+        batch_size = batch_size or self.settings.predict_batch_size
+        if batch_size % strategy.num_replicas_in_sync:
+            raise training.SettingsError(
+                f"The batch size {batch_size} must be divisible by the "
+                f"{strategy.num_replicas_in_sync} replica(s).")
+        if num_examples is None:
+            num_examples = int(dataset.cardinality())
+            if num_examples < 0:
+                num_examples = int(dataset.reduce(tf.constant(0, tf.int64),
+                                                  lambda n, _: n + 1))
+        if num_examples == 0:
+            raise ValueError("predict() got an empty dataset.")
+        steps = -(-num_examples // batch_size)
+        full = _padded_with_index(dataset, steps * batch_size - num_examples)
+
+        def dataset_fn(context):
+            d = full
+            if context.num_input_pipelines > 1:
+                d = d.shard(context.num_input_pipelines, context.input_pipeline_id)
+            # Repeated so that prefetching past the last step is not an end-of-input error;
+            # exactly `steps` batches are taken.
+            return d.batch(context.get_per_replica_batch_size(batch_size),
+                           drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
+
+        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+        step_fn = self._predict_step(output_fn, tuple(keep))
+        chunks = [step_fn(iterator) for _ in range(steps)]
+        arrays = {name: np.concatenate([c[name].numpy() for c in chunks])
+                  for name in chunks[0]}
+        index = arrays.pop("_example_index")
+        real = index >= 0
+        index = index[real]
+        unique, first = np.unique(index, return_index=True)
+        if len(unique) != num_examples:
+            raise RuntimeError(f"predict() got {len(unique)} distinct examples back of "
+                               f"{num_examples}.")
+        return {name: values[real][first] for name, values in arrays.items()}
+
+    def _predict_step(self, output_fn, keep):
+        key = (output_fn, keep)
+        if key not in self._predict_steps:
+            def model_outputs(batch):
+                if output_fn is None:
+                    return dict(self.model(batch, training=False))
+                return dict(output_fn(self.model, batch))
+
+            if self.settings.jit_compile:
+                model_outputs = tf.function(model_outputs, jit_compile=True)
+
+            def replica_fn(batch):
+                outputs = model_outputs(batch)
+                outputs["_example_index"] = batch["_example_index"]
+                for name in keep:
+                    outputs[name] = batch[name]
+                return outputs
+
+            @tf.function
+            def step(iterator):
+                per_replica = self.strategy.run(replica_fn, args=(next(iterator),))
+                return {name: self.strategy.gather(value, axis=0)
+                        for name, value in per_replica.items()}
+
+            self._predict_steps[key] = step
+        return self._predict_steps[key]
+
+
+# =========================================================================================
+# Helpers
+# =========================================================================================
+
+
+class NamedWeights(tf.Module):
+    """Every variable of a model, tracked under its original name.
+
+    Saved beside the model in training checkpoints and SavedModels, so that they hold every
+    weight however Keras tracks the model's nested layers (object tracking skips layers kept
+    in containers it cannot name, such as a dict with integer keys).
+    """
+
+    def __init__(self, model):
+        super().__init__(name="named_weights")
+        self.by_name = {name.replace("/", "."): variable for name, variable in
+                        checkpoints_lib.model_variables_by_original_name(model).items()}
+
+
+def global_batch_loss(per_example_loss_fn):
+    """A `training.Trainer` loss from a per-example one: this replica's (micro-)batch share of
+    the mean per-example loss over the global batch (the shares add up to that mean)."""
+    def loss_fn(model, batch, totals, training_):
+        losses = tf.cast(per_example_loss_fn(model, batch, training_), tf.float32)
+        return {"loss": tf.reduce_sum(losses) / totals["examples"]}
+    return loss_fn
+
+
+def batch_stats(batch):
+    """The sums `global_batch_loss` normalises by: the number of examples."""
+    first = batch[sorted(batch)[0]]
+    return {"examples": tf.cast(tf.shape(first)[0], tf.float32)}
+
+
+def _padded_with_index(dataset, padding):
+    """Adds `_example_index` (0, 1, ...) and `padding` all-zero examples with index -1."""
+    spec = dataset.element_spec
+    if not isinstance(spec, dict):
+        raise TypeError(f"predict() needs a dataset of feature dicts, got {spec}.")
+    for name, s in spec.items():
+        if not s.shape.is_fully_defined():
+            raise ValueError(f"predict() needs fully defined feature shapes; {name!r} has "
+                             f"{s.shape}.")
+    indexed = dataset.enumerate().map(lambda i, features: {**features, "_example_index": i})
+    if not padding:
+        return indexed
+    zeros = {name: (tf.fill(s.shape, "") if s.dtype == tf.string else tf.zeros(s.shape, s.dtype))
+             for name, s in spec.items()}
+    zeros["_example_index"] = tf.constant(-1, tf.int64)
+    return indexed.concatenate(tf.data.Dataset.from_tensors(zeros).repeat(padding))
+
+
+_CHECKPOINT_SUFFIXES = (".data-00000-of-00001", ".index")
+
+
+def _rename_checkpoint(source, target):
+    """Renames a single-shard checkpoint (data first, index last: readers look for it)."""
+    for suffix in _CHECKPOINT_SUFFIXES:
+        tf.io.gfile.rename(source + suffix, target + suffix, overwrite=True)
+
+
+def _remove_checkpoint(prefix):
+    for suffix in (".index",) + _CHECKPOINT_SUFFIXES[:1]:
+        if tf.io.gfile.exists(prefix + suffix):
+            tf.io.gfile.remove(prefix + suffix)

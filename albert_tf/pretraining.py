@@ -1,0 +1,453 @@
+"""ALBERT pretraining (masked LM + sentence order), as the original run_pretraining.py.
+
+`run_pretraining(config, settings, strategy)` trains and/or evaluates with the original's
+model, losses, optimizer, schedule, eval metrics and output files, on any
+`tf.distribute` strategy, with mixed precision, XLA, gradient accumulation and resumable
+checkpoints (see `albert_tf.training`). `PretrainingSettings` holds the original flags
+(same names, same defaults) and the new ones.
+
+Files in `output_dir`:
+    train_state/ckpt-<step>.*          resumable state (model, optimizer, input position)
+    model.ckpt-<step>.*, checkpoint    original-format checkpoints (end; export_original_every)
+    model.ckpt-best.*                  the evaluated checkpoint with the best masked_lm_accuracy
+    eval_results.txt                   `key = value` lines, as the original writes them
+    albert_config.json                 the config the run was started with
+    summaries/train, summaries/eval    TensorBoard scalars
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import logging
+import keras
+import tensorflow as tf
+
+from albert_tf import checkpoints as checkpoints_lib
+from albert_tf import optimization
+from albert_tf import pretraining_data_input as input_lib
+from albert_tf import training
+from albert_tf.config import AlbertConfig
+from albert_tf.heads import AlbertPretrainer, pretraining_losses
+from albert_tf.modeling import AlbertModel
+
+
+@dataclasses.dataclass
+class PretrainingSettings:
+    """What run_pretraining.py's flags say; defaults are the original flags' defaults.
+
+    New relative to the original: `mixed_precision` ("none", "bf16", "fp16"), `jit_compile`,
+    `gradient_accumulation_steps` (each update's global batch `train_batch_size` is split
+    into this many micro-batches per replica), `bias_correction`, `log_steps`,
+    `export_original_every`, `seed` (weights and input order; None: random, as the
+    original), `peak_tflops` (for MFU), `use_one_hot_embeddings` (the original ties it to
+    `--use_tpu`), `eval_poll_seconds` (an eval-only run waits this long between looks for a
+    new checkpoint).
+    """
+
+    input_file: str
+    output_dir: str
+    init_checkpoint: str = None
+    max_seq_length: int = 512
+    max_predictions_per_seq: int = 20
+    do_train: bool = True
+    do_eval: bool = False
+    train_batch_size: int = 4096
+    eval_batch_size: int = 64
+    optimizer: str = "lamb"
+    learning_rate: float = 0.00176
+    poly_power: float = 1.0
+    num_train_steps: int = 125000
+    num_warmup_steps: int = 3125
+    start_warmup_step: int = 0
+    save_checkpoints_steps: int = 5000
+    keep_checkpoint_max: int = 5
+    iterations_per_loop: int = 1000
+    max_eval_steps: int = 100
+    init_from_group0: bool = False
+    masked_lm_budget: float = 0.0
+    use_one_hot_embeddings: bool = False
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    gradient_accumulation_steps: int = 1
+    bias_correction: bool = False
+    log_steps: int = 100
+    export_original_every: int = 0
+    seed: int = None
+    peak_tflops: float = None
+    eval_poll_seconds: float = 60.0
+
+
+# === Losses and metrics =================================================================
+
+_MLM_EPSILON = 1e-5  # the original's masked-LM denominator is sum(w) + 1e-5
+
+
+def pretraining_batch_stats(batch):
+    """Sums the pretraining loss is normalised by: examples and total masked-LM weight."""
+    return {
+        "examples": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32),
+        "masked_lm_weight": tf.reduce_sum(tf.cast(batch["masked_lm_weights"], tf.float32)),
+    }
+
+
+def pretraining_loss(model, batch, totals, training):
+    """This (micro-)batch's share of the original loss of the whole global batch.
+
+    The original (one device): sum(w * nll) / (sum(w) + 1e-5) + mean(sentence-order nll).
+    Here each replica computes its local losses with `pretraining_losses` and rescales them
+    to the global denominators `totals`, so the shares add up to the original's loss of the
+    whole batch; on one device without accumulation the factors are exactly 1.
+    """
+    losses = pretraining_losses(model(batch, training=training), batch)
+    local = pretraining_batch_stats(batch)
+    mlm = losses["masked_lm_loss"] * ((local["masked_lm_weight"] + _MLM_EPSILON)
+                                      / (totals["masked_lm_weight"] + _MLM_EPSILON))
+    sop = losses["sentence_order_loss"] * (local["examples"] / totals["examples"])
+    return {"loss": mlm + sop, "masked_lm_loss": mlm, "sentence_order_loss": sop}
+
+
+def pretraining_eval_sums(model, batch):
+    """Additive sums over one eval batch from which the original's eval metrics follow."""
+    losses = pretraining_losses(model(batch, training=False), batch)
+    weight = losses["masked_lm_weight"]
+    examples = tf.cast(tf.shape(batch["input_ids"])[0], tf.float32)
+    return {
+        "masked_lm_correct": losses["masked_lm_accuracy"] * weight,
+        "masked_lm_weight": weight,
+        "masked_lm_loss_sum": losses["masked_lm_loss"] * (weight + _MLM_EPSILON),
+        "sentence_order_correct": losses["sentence_order_accuracy"] * examples,
+        "sentence_order_loss_sum": losses["sentence_order_loss"] * examples,
+        "examples": examples,
+    }
+
+
+def _eval_step_loss(sums):
+    # The Estimator's `loss` metric: the mean over eval steps of each batch's total loss.
+    return {"loss": sums["masked_lm_loss_sum"] / (sums["masked_lm_weight"] + _MLM_EPSILON)
+            + sums["sentence_order_loss_sum"] / sums["examples"]}
+
+
+def pretraining_eval_results(sums, num_steps, global_step):
+    """The original's eval metrics (its eval_results.txt names) from the summed values.
+
+    masked_lm_accuracy and masked_lm_loss are weighted by masked_lm_weights over all eval
+    batches (tf.metrics.accuracy / mean with weights); the sentence-order ones are plain
+    means; `loss` is the mean per-batch total loss.
+    """
+    weight = max(sums["masked_lm_weight"], 1e-30)
+    return {
+        "global_step": int(global_step),
+        "loss": sums["loss"] / num_steps,
+        "masked_lm_accuracy": sums["masked_lm_correct"] / weight,
+        "masked_lm_loss": sums["masked_lm_loss_sum"] / weight,
+        "sentence_order_accuracy": sums["sentence_order_correct"] / sums["examples"],
+        "sentence_order_loss": sums["sentence_order_loss_sum"] / sums["examples"],
+    }
+
+
+def pretraining_flops_per_example(config, seq_length, max_predictions_per_seq):
+    """Matmul FLOPs of one pretraining example, forward + backward (3 x forward).
+
+    Counts 2 FLOPs per multiply-add in the embedding projection, every layer application
+    (L x K sub-blocks: Q/K/V/output projections, the two attention products, the FFN), the
+    pooler, the masked-LM transform and output layer over the predicted positions and the
+    sentence-order layer. Lookups, softmaxes, norms and activations are not counted.
+    """
+    c = config
+    S, H, E, I, V, P = (seq_length, c.hidden_size, c.embedding_size, c.intermediate_size,
+                        c.vocab_size, max_predictions_per_seq)
+    forward = 2 * S * E * H if E != H else 0
+    per_block = 8 * S * H * H + 4 * S * S * H + 4 * S * H * I
+    forward += c.num_hidden_layers * c.inner_group_num * per_block
+    forward += 2 * H * H + P * (2 * H * E + 2 * E * V) + 4 * H
+    return 3 * forward
+
+
+# === Set-up =============================================================================
+
+def check_pretraining_settings(config, settings, num_replicas):
+    """Raises SettingsError for every problem found before any data is read."""
+    s = settings
+    if not s.do_train and not s.do_eval:
+        raise training.SettingsError("At least one of --do_train or --do_eval must be set.")
+    if s.masked_lm_budget:
+        raise training.SettingsError(
+            f"--masked_lm_budget={s.masked_lm_budget}: online masking is not supported (the "
+            "original's is broken: its input drops the masked_lm_* features its model reads). "
+            "Mask offline with create_pretraining_data and keep --masked_lm_budget=0.")
+    if s.max_seq_length > config.max_position_embeddings:
+        raise training.SettingsError(f"--max_seq_length={s.max_seq_length} exceeds max_position_embeddings"
+                         f"={config.max_position_embeddings} of --albert_config_file.")
+    if s.max_predictions_per_seq > s.max_seq_length:
+        raise training.SettingsError(f"--max_predictions_per_seq={s.max_predictions_per_seq} exceeds "
+                         f"--max_seq_length={s.max_seq_length}.")
+    if s.optimizer not in optimization.OPTIMIZERS:
+        raise training.SettingsError(f"--optimizer={s.optimizer!r}; expected one of "
+                         f"{sorted(optimization.OPTIMIZERS)}.")
+    if s.num_train_steps <= 0:
+        raise training.SettingsError(f"--num_train_steps must be > 0, got {s.num_train_steps}.")
+    if s.do_train:
+        per_update = num_replicas * s.gradient_accumulation_steps
+        if s.gradient_accumulation_steps < 1 or s.train_batch_size % per_update:
+            raise training.SettingsError(
+                f"--train_batch_size={s.train_batch_size} must be divisible by "
+                f"{num_replicas} replica(s) x --gradient_accumulation_steps="
+                f"{s.gradient_accumulation_steps} = {per_update}.")
+        for name in ("save_checkpoints_steps", "iterations_per_loop", "log_steps"):
+            if getattr(s, name) <= 0:
+                raise training.SettingsError(f"--{name} must be > 0, got {getattr(s, name)}.")
+    if s.do_eval and (s.eval_batch_size % num_replicas or s.max_eval_steps <= 0):
+        raise training.SettingsError(f"--eval_batch_size={s.eval_batch_size} must be divisible by "
+                         f"{num_replicas} replica(s) and --max_eval_steps "
+                         f"({s.max_eval_steps}) > 0.")
+
+
+def _check_config_matches_output_dir(config, output_dir):
+    """A run resumed in `output_dir` must use the config it was started with."""
+    path = os.path.join(output_dir, "albert_config.json")
+    if not tf.io.gfile.exists(path):
+        training.write_text_atomically(path, config.to_json_string())
+        return
+    with tf.io.gfile.GFile(path) as f:
+        saved = AlbertConfig.from_dict(json.load(f)).to_dict()
+    now = config.to_dict()
+    diffs = [f"{key} {saved.get(key)!r} there, {value!r} now"
+             for key, value in now.items() if saved.get(key) != value]
+    if diffs:
+        raise training.SettingsError(
+            f"{output_dir} holds a run started with another config ({'; '.join(diffs)}). "
+            "Resume it with the same --albert_config_file, or use another --output_dir.")
+
+
+def build_pretraining_model(config, settings, strategy):
+    """(model, optimizer), created and built in the strategy's scope.
+
+    Sets the Keras global dtype policy from `settings.mixed_precision` first.
+    """
+    training.set_mixed_precision(settings.mixed_precision)
+    with strategy.scope():
+        encoder = AlbertModel(config, use_one_hot_embeddings=settings.use_one_hot_embeddings)
+        model = AlbertPretrainer(config, encoder=encoder)
+        optimizer = optimization.create_optimizer(
+            settings.learning_rate, settings.num_train_steps, settings.num_warmup_steps,
+            optimizer=settings.optimizer, poly_power=settings.poly_power,
+            start_warmup_step=settings.start_warmup_step,
+            bias_correction=settings.bias_correction, aggregate_gradients=False)
+        if settings.mixed_precision == "fp16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        # A Keras optimizer used inside strategy.run must be built in the scope first.
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def _input(strategy, files, settings, is_training):
+    def dataset_fn(batch_size, num_shards, shard_index):
+        return input_lib.pretraining_dataset(
+            files, batch_size, settings.max_seq_length, settings.max_predictions_per_seq,
+            is_training, num_shards=num_shards, shard_index=shard_index, seed=settings.seed)
+
+    batch = settings.train_batch_size if is_training else settings.eval_batch_size
+    return training.make_input_iterator(strategy, dataset_fn, batch)
+
+
+def _export_original(model, output_dir, step):
+    prefix = os.path.join(output_dir, f"model.ckpt-{step}")
+    checkpoints_lib.save_original_checkpoint(model, prefix, global_step=step)
+    logging.info("Wrote the original-format checkpoint %s", prefix)
+    return prefix
+
+
+def _copy_as_best(prefix, lines):
+    """Copies a checkpoint to `<prefix up to its last '-'>-best.*`, as the original."""
+    target = prefix.rsplit("-", 1)[0] + "-best"
+    for suffix in (".data-00000-of-00001", ".index"):
+        tmp = target + suffix + ".tmp"
+        tf.io.gfile.copy(prefix + suffix, tmp, overwrite=True)
+        tf.io.gfile.rename(tmp, target + suffix, overwrite=True)
+        lines.append(f"saved {prefix + suffix} to {target + suffix}")
+    return target
+
+
+# === The run ============================================================================
+
+def run_pretraining(config, settings, strategy=None):
+    """Pretrains and/or evaluates ALBERT on TFRecords, as the original run_pretraining.py.
+
+    Args:
+      config: the `AlbertConfig`.
+      settings: `PretrainingSettings`.
+      strategy: a `tf.distribute.Strategy` (default: one device).
+
+    Restarting the same call resumes at the last saved step with the optimizer state and
+    input position; a finished run returns at once. Bad settings, unmatched input files,
+    records of another shape and a config that does not fit the checkpoint in `output_dir`
+    or `init_checkpoint` raise before training starts.
+
+    Returns the eval results (dict) when evaluating, else {"global_step": step}.
+    """
+    s = settings
+    strategy = strategy or training.create_strategy("one_device")
+    _, _, is_chief = training.worker_info(strategy)
+    check_pretraining_settings(config, s, strategy.num_replicas_in_sync)
+    files = input_lib.resolve_input_files(s.input_file)
+    input_lib.check_record_schema(files, s.max_seq_length, s.max_predictions_per_seq)
+    logging.info("%d input file(s): %s%s", len(files), ", ".join(files[:3]),
+                 ", ..." if len(files) > 3 else "")
+    tf.io.gfile.makedirs(s.output_dir)
+    if is_chief:
+        _check_config_matches_output_dir(config, s.output_dir)
+    finished = training.TrainingCheckpoints.step_of(
+        tf.train.latest_checkpoint(os.path.join(s.output_dir, "train_state")))
+    if s.do_train and not s.do_eval and finished is not None and finished >= s.num_train_steps:
+        logging.info("Training already finished in %s at step %d (--num_train_steps=%d); "
+                     "nothing to do.", s.output_dir, finished, s.num_train_steps)
+        return {"global_step": finished}
+    if s.seed is not None:
+        keras.utils.set_random_seed(s.seed)
+
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        model, optimizer = build_pretraining_model(config, s, strategy)
+        state = training.TrainingCheckpoints(
+            os.path.join(s.output_dir, "train_state"), strategy, s.keep_checkpoint_max,
+            model=model, optimizer=optimizer)
+        trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
+                                   pretraining_batch_stats, jit_compile=s.jit_compile,
+                                   gradient_accumulation_steps=s.gradient_accumulation_steps)
+        step = _train(trainer, state, files, s, strategy, is_chief) if s.do_train else None
+        if not s.do_eval:
+            return {"global_step": step}
+        return _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=step)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(trainer, state, files, s, strategy, is_chief):
+    model, optimizer = trainer.model, trainer.optimizer
+    latest = state.latest()
+    if latest is not None and state.step_of(latest) >= s.num_train_steps:
+        logging.info("Training already finished: %s is at step %d (--num_train_steps=%d).",
+                     latest, state.step_of(latest), s.num_train_steps)
+        state.restore(latest)
+        return state.step_of(latest)
+
+    iterator = _input(strategy, files, s, is_training=True)
+    state.track_iterator(iterator)
+    step = state.restore()
+    if step is not None:
+        logging.info("Resuming from %s at step %d.", state.latest(), step)
+    else:
+        step = 0
+        if s.init_checkpoint:
+            # Weights only: moments and the step start afresh, as in the original.
+            checkpoints_lib.load_original_checkpoint(model, s.init_checkpoint,
+                                                     init_from_group0=s.init_from_group0)
+
+    writer = None
+    if is_chief:
+        writer = tf.summary.create_file_writer(os.path.join(s.output_dir, "summaries", "train"))
+    peak, peak_source = training.peak_flops_per_second(strategy, s.mixed_precision,
+                                                       s.peak_tflops)
+    flops = pretraining_flops_per_example(model.config, s.max_seq_length,
+                                          s.max_predictions_per_seq)
+    progress = training.ProgressMeter(s.num_train_steps, s.train_batch_size, s.max_seq_length,
+                                      flops, peak, writer)
+    logging.info(
+        "Training steps %d to %d; global batch %d = %d replica(s) x %d micro-batch(es) x %d; "
+        "%.3g TFLOPs per example; peak %s.", step, s.num_train_steps, s.train_batch_size,
+        strategy.num_replicas_in_sync, s.gradient_accumulation_steps,
+        s.train_batch_size // (strategy.num_replicas_in_sync * s.gradient_accumulation_steps),
+        flops / 1e12, f"{peak / 1e12:.2f} TFLOP/s ({peak_source})" if peak else peak_source)
+
+    def next_multiple(every):
+        return (step // every + 1) * every if every else s.num_train_steps
+
+    progress.start(step)
+    window = []
+    last_saved = state.step_of(state.latest())
+    while step < s.num_train_steps:
+        stop = min(step + s.iterations_per_loop, s.num_train_steps,
+                   next_multiple(s.save_checkpoints_steps), next_multiple(s.log_steps),
+                   next_multiple(s.export_original_every))
+        try:
+            means = trainer.train(iterator, stop - step)
+        except training.NonFiniteLossError as error:
+            kept = (f"the last checkpoint, saved while the loss was finite, is "
+                    f"{state.latest()} (step {last_saved}); rerunning resumes from it"
+                    if last_saved is not None else "no checkpoint had been saved yet")
+            raise training.NonFiniteLossError(
+                f"{error} Training stopped before step {stop} without saving: {kept}. "
+                "Lower --learning_rate, or check the input data.") from None
+        window.append((stop - step, means))
+        step = int(optimizer.iterations.numpy())
+        if step % s.log_steps == 0 or step >= s.num_train_steps:
+            count = sum(n for n, _ in window)
+            averaged = {k: sum(n * m[k] for n, m in window) / count for k in window[0][1]}
+            progress.log(step, averaged, training.learning_rate_at(optimizer, step - 1))
+            window = []
+        if step % s.save_checkpoints_steps == 0 or step >= s.num_train_steps:
+            state.save(step)
+            last_saved = step
+        if (is_chief and s.export_original_every and step % s.export_original_every == 0
+                and step < s.num_train_steps):
+            _export_original(model, s.output_dir, step)
+    if is_chief:
+        _export_original(model, s.output_dir, step)
+    return step
+
+
+def _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=None):
+    """The original's eval loop: evaluate new checkpoints until one reaches num_train_steps.
+
+    After training in the same process it runs once, on the weights just trained. As an
+    eval-only job it waits for the training job's checkpoints (`eval_poll_seconds`).
+    """
+    results, best, lines, evaluated = None, 0.0, [], -1
+    while evaluated < s.num_train_steps:
+        if trained_step is not None:
+            step, trained_step = trained_step, None
+        else:
+            latest = state.latest()
+            step = state.step_of(latest)
+            if step is None or step == evaluated:
+                logging.info("No new checkpoint in %s; waiting %.0f s.", state.directory,
+                             s.eval_poll_seconds)
+                time.sleep(s.eval_poll_seconds)
+                continue
+            state.restore(latest)
+        # The original evaluates on the training files, read in order from their start.
+        iterator = _input(strategy, files, s, is_training=False)
+        sums = trainer.evaluate(iterator, s.max_eval_steps, pretraining_eval_sums,
+                                _eval_step_loss)
+        results = pretraining_eval_results(sums, s.max_eval_steps, step)
+        evaluated = step
+        logging.info("Eval at step %d: %s", step, ", ".join(
+            f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
+            for k, v in sorted(results.items())))
+        keys = sorted(results)
+        lines.append(f"{keys[0]} = {results[keys[0]]}")
+        if is_chief:
+            writer = tf.summary.create_file_writer(os.path.join(s.output_dir, "summaries",
+                                                                "eval"))
+            with writer.as_default(step=step):
+                for key, value in results.items():
+                    if key != "global_step":
+                        tf.summary.scalar(key, value)
+            writer.flush()
+            if results["masked_lm_accuracy"] > best:
+                best = results["masked_lm_accuracy"]
+                prefix = os.path.join(s.output_dir, f"model.ckpt-{step}")
+                if not tf.io.gfile.exists(prefix + ".index"):
+                    _export_original(trainer.model, s.output_dir, step)
+                # The original copies inside its loop over the sorted keys, so its
+                # "saved ..." lines follow the first key's line.
+                _copy_as_best(prefix, lines)
+        lines.extend(f"{key} = {results[key]}" for key in keys[1:])
+        if is_chief:
+            training.write_text_atomically(os.path.join(s.output_dir, "eval_results.txt"),
+                                           "".join(f"{line}\n" for line in lines))
+        if s.do_train:
+            break
+    return results

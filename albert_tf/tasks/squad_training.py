@@ -1,0 +1,453 @@
+"""Fine-tuning ALBERT on SQuAD v1.1 / v2.0, as the original run_squad_v1.py / run_squad_v2.py.
+
+`run_squad(config, settings, squad)` does what the original scripts do, on the shared
+fine-tuning loop (`albert_tf.finetuning`: any strategy, mixed precision, XLA, resumable
+checkpoints, progress lines):
+
+1. Read the training file (questions count the steps: `int(questions / train_batch_size *
+   num_train_epochs)`, warm-up `int(steps * warmup_proportion)`) and the prediction file.
+2. Build the model (`AlbertSquadV1` or `AlbertSquadV2`) and warm-start its encoder from
+   `init_checkpoint`.
+3. Convert features once into the cache files (`--train_feature_file`,
+   `--predict_feature_file`, `--predict_feature_left_file`).
+4. Train with the original losses (below) and AdamW; evaluate every saved checkpoint on the
+   prediction file with the official metric, keep the best (by F1) as `model.ckpt-best`.
+5. Score `model.ckpt-best` once more and write its predictions last: predictions.json,
+   nbest_predictions.json (and null_odds.json for v2.0), and the metrics in
+   `eval_results.txt` and `squad_results.json`.
+
+Losses (per example; the batch loss is their mean, as the original's):
+- v1.1: (CE(start) + CE(end)) / 2, softmax cross-entropy of the start / end logits over all
+  positions (padding included, as the original).
+- v2.0: (NLL(start) + NLL(end)) / 2 from the p_mask-masked log-probabilities, the end ones
+  conditioned on the gold start, plus 0.5 x sigmoid cross-entropy of `cls_logits` against
+  `is_impossible`.
+"""
+
+import dataclasses
+import json
+import os
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from albert_tf import finetuning
+from albert_tf import tokenization
+from albert_tf import training
+from albert_tf.tasks import squad
+from albert_tf.tasks import squad_postprocess as post
+
+VERSIONS = ("1.1", "2.0")
+
+
+@dataclasses.dataclass
+class SquadSettings:
+    """run_squad's task and data flags (the loop's are `finetuning.FinetuningSettings`).
+
+    Attributes:
+      squad_version: "1.1" (span head, run_squad_v1.py) or "2.0" (beam + answerability
+        head, run_squad_v2.py).
+      train_file, predict_file: SQuAD JSON files.
+      train_feature_file: TFRecord cache of the training features (built if missing).
+      predict_feature_file, predict_feature_left_file: caches of the prediction features
+        (TFRecord, and the pickle post-processing reads); built if either is missing.
+      spm_model_file, do_lower_case: the SentencePiece tokenizer (SQuAD needs one).
+      doc_stride, max_query_length: windows and question length (pieces).
+      do_train, do_predict: the phases.
+      num_train_epochs, warmup_proportion: give the step counts (from the question count).
+      n_best_size, max_answer_length: post-processing.
+      start_n_top, end_n_top, dropout_prob: the v2.0 head's beam sizes and dropout.
+    """
+
+    squad_version: str = "1.1"
+    train_file: str = None
+    predict_file: str = None
+    train_feature_file: str = None
+    predict_feature_file: str = None
+    predict_feature_left_file: str = None
+    spm_model_file: str = None
+    do_lower_case: bool = True
+    doc_stride: int = 128
+    max_query_length: int = 64
+    do_train: bool = False
+    do_predict: bool = False
+    num_train_epochs: float = 3.0
+    warmup_proportion: float = 0.1
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    start_n_top: int = 5
+    end_n_top: int = 5
+    dropout_prob: float = 0.1
+
+    @property
+    def is_v2(self):
+        return self.squad_version == "2.0"
+
+
+def train_steps(num_questions, train_batch_size, num_train_epochs, warmup_proportion):
+    """(train steps, warm-up steps) as the original counts them: from questions, not
+    windows, truncated to integers."""
+    steps = int(num_questions / train_batch_size * num_train_epochs)
+    return steps, int(steps * warmup_proportion)
+
+
+# === Models and losses ==================================================================
+
+def build_squad_model(config, squad_settings, use_one_hot_embeddings=False):
+    """`AlbertSquadV1` or `AlbertSquadV2` (with the settings' beam and dropout)."""
+    from albert_tf.heads import AlbertSquadV1, AlbertSquadV2
+    from albert_tf.modeling import AlbertModel
+
+    encoder = AlbertModel(config, use_one_hot_embeddings=use_one_hot_embeddings)
+    if squad_settings.is_v2:
+        return AlbertSquadV2(config, start_n_top=squad_settings.start_n_top,
+                             end_n_top=squad_settings.end_n_top,
+                             dropout_prob=squad_settings.dropout_prob, encoder=encoder)
+    return AlbertSquadV1(config, encoder=encoder)
+
+
+def _picked(log_probs, positions):
+    return tf.gather(log_probs, tf.cast(tf.reshape(positions, [-1]), tf.int32), batch_dims=1)
+
+
+def squad_v1_loss(model, batch, training):
+    """Per-example v1.1 loss [B]: (CE(start) + CE(end)) / 2 over all positions."""
+    outputs = model(batch, training=training)
+    start = _picked(tf.nn.log_softmax(outputs["start_logits"], -1), batch["start_positions"])
+    end = _picked(tf.nn.log_softmax(outputs["end_logits"], -1), batch["end_positions"])
+    return -(start + end) / 2.0
+
+
+def squad_v2_loss(model, batch, training):
+    """Per-example v2.0 loss [B]: (NLL(start) + NLL(end)) / 2 + 0.5 * BCE(answerability).
+
+    The batch must hold `start_positions` (the head then conditions the end on the gold
+    start, as the original in training), `end_positions`, `is_impossible` and `p_mask`.
+    """
+    outputs = model(batch, training=training)
+    start = _picked(outputs["start_log_probs"], batch["start_positions"])
+    end = _picked(outputs["end_log_probs"], batch["end_positions"])
+    labels = tf.cast(tf.reshape(batch["is_impossible"], [-1]), tf.float32)
+    answer = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels,
+                                                     logits=outputs["cls_logits"])
+    # The original weighs the answerability loss by 0.5 "so that the scale is comparable".
+    return -(start + end) * 0.5 + 0.5 * answer
+
+
+def squad_loss_fn(squad_settings):
+    return squad_v2_loss if squad_settings.is_v2 else squad_v1_loss
+
+
+# === Evaluation =========================================================================
+
+def eval_dataset(feature_file, seq_length, is_v2):
+    """Unbatched prediction features (int32) in file order, for `FineTuner.predict`."""
+    spec = squad.feature_spec(seq_length, is_training=False, is_v2=is_v2)
+
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, spec)
+        return {name: tf.cast(t, tf.int32) for name, t in parsed.items()}
+
+    return tf.data.TFRecordDataset(feature_file).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def raw_results(outputs, is_v2):
+    """`RawResultV1` / `RawResultV2` list from `FineTuner.predict` arrays."""
+    ids = outputs["unique_ids"]
+    if not is_v2:
+        return [post.RawResultV1(int(u), s, e) for u, s, e in
+                zip(ids, outputs["start_logits"], outputs["end_logits"])]
+    return [post.RawResultV2(int(u), a, b, c, d, float(z)) for u, a, b, c, d, z in
+            zip(ids, outputs["start_top_log_probs"], outputs["start_top_index"],
+                outputs["end_top_log_probs"], outputs["end_top_index"],
+                outputs["cls_logits"])]
+
+
+def make_evaluator(squad_settings, examples, eval_features, dataset_json, seq_length,
+                   batch_size, output_dir):
+    """`evaluate_fn(tuner) -> metrics` for the fine-tuning loop: predict the prediction
+    features, post-process, write the prediction files (chief only), score.
+
+    v1.1 returns `exact_match`, `f1`; v2.0 `exact`, `f1`, `total`,
+    `null_score_diff_threshold`, `HasAns_*`, `NoAns_*`, `best_*` (`squad_postprocess`).
+    """
+    q = squad_settings
+
+    def evaluate_fn(tuner):
+        outputs = tuner.predict(eval_dataset(q.predict_feature_file, seq_length, q.is_v2),
+                                batch_size=batch_size, keep=("unique_ids",),
+                                num_examples=len(eval_features))
+        results = raw_results(outputs, q.is_v2)
+        directory = output_dir if tuner.is_chief else None
+        if q.is_v2:
+            return post.evaluate_v2(dataset_json, examples, eval_features, results,
+                                    directory, q.n_best_size, q.max_answer_length)
+        return post.evaluate_v1_and_write(dataset_json, examples, eval_features, results,
+                                          directory, q.n_best_size, q.max_answer_length)
+
+    return evaluate_fn
+
+
+# === The run ============================================================================
+
+def check_settings(config, settings, squad_settings):
+    """Raises SettingsError for flag combinations that cannot work (before any work)."""
+    q, s = squad_settings, settings
+    error = training.SettingsError
+    if q.squad_version not in VERSIONS:
+        raise error(f"--squad_version={q.squad_version!r}; expected one of {VERSIONS}.")
+    if not q.do_train and not q.do_predict:
+        raise error("At least one of --do_train or --do_predict must be set.")
+    if q.do_train:
+        if not q.train_file:
+            raise error("--do_train needs --train_file (the SQuAD training JSON).")
+        if not q.train_feature_file:
+            raise error("--do_train needs --train_feature_file: where the training features "
+                        "are cached (built on the first run, reused afterwards).")
+    if q.do_predict:
+        for name in ("predict_file", "predict_feature_file", "predict_feature_left_file"):
+            if not getattr(q, name):
+                raise error(f"--do_predict needs --{name}.")
+    if not q.spm_model_file:
+        raise error("SQuAD needs --spm_model_file: the original aligns SentencePiece pieces "
+                    "with the context's characters.")
+    if s.max_seq_length > config.max_position_embeddings:
+        raise error(f"Cannot use --max_seq_length={s.max_seq_length}: the model has only "
+                    f"{config.max_position_embeddings} position embeddings.")
+    if s.max_seq_length <= q.max_query_length + 3:
+        raise error(f"--max_seq_length ({s.max_seq_length}) must be greater than "
+                    f"--max_query_length ({q.max_query_length}) + 3.")
+    if q.doc_stride <= 0:
+        raise error(f"--doc_stride must be positive, got {q.doc_stride}.")
+    if q.n_best_size <= 0 or q.max_answer_length <= 0:
+        raise error("--n_best_size and --max_answer_length must be positive.")
+    if q.is_v2 and (q.start_n_top <= 0 or q.end_n_top <= 0):
+        raise error("--start_n_top and --end_n_top must be positive.")
+    if q.is_v2 and max(q.start_n_top, q.end_n_top) > s.max_seq_length:
+        raise error(f"--start_n_top/--end_n_top cannot exceed --max_seq_length "
+                    f"({s.max_seq_length}).")
+
+
+def run_squad(config, settings, squad_settings, strategy=None):
+    """Fine-tunes and/or evaluates on SQuAD, as run_squad_v1.py / run_squad_v2.py.
+
+    Args:
+      config: the `AlbertConfig`.
+      settings: `finetuning.FinetuningSettings`. Its `train_step` and `warmup_step` are
+        replaced by the counts from the training file (`train_steps`); its
+        `eval_batch_size` is set to `predict_batch_size`.
+      squad_settings: `SquadSettings`.
+      strategy: a `tf.distribute.Strategy` (default: one device).
+
+    Files in `settings.output_dir`: the fine-tuning loop's (train_state/, best_trial.txt,
+    eval_results.txt, model.ckpt-best), predictions.json, nbest_predictions.json,
+    null_odds.json (v2.0) of the best checkpoint, and squad_results.json (its metrics).
+
+    Returns a dict: `result` (the loop's `FinetuningResult`, or None), `metrics` (of the
+    best checkpoint, or None), `read_reports` ({"train"/"predict": `ReadReport`}).
+    """
+    q = squad_settings
+    check_settings(config, settings, q)
+    tokenizer = tokenization.FullTokenizer(None, q.do_lower_case, q.spm_model_file)
+    reports = {}
+
+    # 1. Read the files first: bad input stops the run before any work.
+    train_examples, num_steps = None, None
+    if q.train_file and (q.do_train or tf.io.gfile.exists(q.train_file)):
+        reports["train"] = squad.ReadReport()
+        train_examples = squad.read_squad_examples(q.train_file, True, reports["train"])
+        if not train_examples:
+            raise squad.TaskDataError(f"{q.train_file}: no usable training question.")
+        num_steps = train_steps(len(train_examples), settings.train_batch_size,
+                                q.num_train_epochs, q.warmup_proportion)
+    elif q.do_train:
+        raise FileNotFoundError(f"--train_file {q.train_file!r} does not exist.")
+    predict_examples, dataset_json = None, None
+    if q.do_predict:
+        reports["predict"] = squad.ReadReport()
+        predict_examples = squad.read_squad_examples(q.predict_file, False,
+                                                     reports["predict"])
+        dataset_json = squad.load_squad_json(q.predict_file)
+
+    if num_steps is not None:
+        if num_steps[0] <= 0:
+            raise training.SettingsError(
+                f"{len(train_examples)} training questions / --train_batch_size="
+                f"{settings.train_batch_size} x --num_train_epochs={q.num_train_epochs} "
+                "gives no training step.")
+        settings = dataclasses.replace(settings, train_step=num_steps[0],
+                                       warmup_step=num_steps[1])
+        logging.info("%d training questions: %d steps, %d warm-up steps.",
+                     len(train_examples), *num_steps)
+    settings = dataclasses.replace(settings, eval_batch_size=settings.predict_batch_size)
+
+    # 2. The model, warm-started (a checkpoint that does not fit stops the run here).
+    tuner = finetuning.FineTuner(
+        config, settings,
+        lambda c: build_squad_model(c, q, settings.use_one_hot_embeddings), strategy)
+    if q.do_train:
+        tuner.initialize()
+
+    # 3. Features (cached), then the phases.
+    evaluate_fn, eval_features = None, None
+    if q.do_predict:
+        eval_features = squad.prepare_eval_features(
+            q.predict_file, tokenizer, q.predict_feature_file, q.predict_feature_left_file,
+            settings.max_seq_length, q.doc_stride, q.max_query_length,
+            examples=predict_examples)
+        if not eval_features:
+            raise squad.TaskDataError(f"{q.predict_file}: no question gave a feature (empty "
+                                      "contexts, or contexts that do not align).")
+        evaluate_fn = make_evaluator(q, predict_examples, eval_features, dataset_json,
+                                     settings.max_seq_length, settings.predict_batch_size,
+                                     settings.output_dir)
+    outcome = {"result": None, "metrics": None, "read_reports": reports}
+    metric_key = "f1"
+    if q.do_train:
+        num_features = squad.prepare_train_features(
+            q.train_file, tokenizer, q.train_feature_file, settings.max_seq_length,
+            q.doc_stride, q.max_query_length, examples=train_examples)
+        logging.info("Training on %d features (%d questions).", num_features,
+                     len(train_examples))
+
+        def train_input(batch_size, num_shards, shard_index):
+            return squad.squad_dataset(q.train_feature_file, settings.max_seq_length, True,
+                                       batch_size, is_v2=q.is_v2, num_shards=num_shards,
+                                       shard_index=shard_index, seed=settings.seed)
+
+        outcome["result"] = tuner.train(squad_loss_fn(q), train_input,
+                                        evaluate_fn=evaluate_fn, metric_key=metric_key)
+    elif q.do_predict:
+        outcome["result"] = _evaluate_without_training(tuner, evaluate_fn, metric_key,
+                                                       num_steps)
+    if not q.do_predict:
+        return outcome
+
+    # 4. The best checkpoint, scored again; its prediction files are written last.
+    result = outcome["result"]
+    if result is None:
+        label = f"{settings.init_checkpoint} (--init_checkpoint)"
+    elif result.best_checkpoint:
+        tuner.restore_best()
+        label = f"model.ckpt-best (step {result.best_step})"
+    else:
+        label = f"the last weights (step {result.global_step}; no best checkpoint)"
+    metrics = evaluate_fn(tuner)
+    outcome["metrics"] = metrics
+    if tuner.is_chief:
+        tuner.add_results_section(f"Final: {label}", metrics, metric_key)
+        finetuning.write_text_atomically(
+            os.path.join(settings.output_dir, "squad_results.json"),
+            json.dumps({"squad_version": q.squad_version, "checkpoint": label,
+                        **{k: _plain(v) for k, v in metrics.items()}}, indent=2) + "\n")
+    logging.info("SQuAD %s on %s: %s", q.squad_version, label,
+                 ", ".join(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
+                           for k, v in sorted(metrics.items())))
+    return outcome
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _evaluate_without_training(tuner, evaluate_fn, metric_key, num_steps):
+    """--do_predict alone: the original's eval loop over the output_dir's checkpoints; with
+    none there, the `--init_checkpoint` weights (e.g. an already fine-tuned model)."""
+    s = tuner.settings
+    has_checkpoints = (tuner.snapshots() or tf.io.gfile.exists(
+        os.path.join(s.output_dir, finetuning.BEST_PREFIX + ".index")))
+    if has_checkpoints:
+        if num_steps is None:
+            # Without a training file the final step is unknown: evaluate what is there.
+            latest = max(tuner.snapshots() or [0])
+            tuner.settings = dataclasses.replace(s, train_step=max(latest, 1))
+        try:
+            return tuner.evaluate_checkpoints(evaluate_fn, metric_key)
+        except FileNotFoundError:
+            if not tf.io.gfile.exists(os.path.join(s.output_dir,
+                                                   finetuning.BEST_PREFIX + ".index")):
+                raise
+            return finetuning.FinetuningResult(
+                global_step=0, metric_key=metric_key,
+                best_checkpoint=os.path.join(s.output_dir, finetuning.BEST_PREFIX))
+    if not s.init_checkpoint:
+        raise FileNotFoundError(
+            f"Nothing to evaluate: {s.output_dir} holds no checkpoint (model.ckpt-<step> or "
+            "model.ckpt-best) and no --init_checkpoint was given. Train first (--do_train), "
+            "or pass a fine-tuned checkpoint as --init_checkpoint.")
+    from albert_tf import checkpoints as checkpoints_lib
+    report = checkpoints_lib.load_original_checkpoint(tuner.model, s.init_checkpoint)
+    if report.missing:
+        logging.warning("%s has no %s: those head variables keep their random "
+                        "initialisation, so the predictions are meaningless.",
+                        s.init_checkpoint, ", ".join(report.missing))
+    return None
+
+
+# === Export =============================================================================
+
+class _SquadServer(tf.Module):
+    """Feature ids in, the head's inference outputs out."""
+
+    def __init__(self, model):
+        super().__init__(name="albert_squad_server")
+        self.model = model
+
+    def _serve(self, **features):
+        outputs = self.model(features, training=False)
+        return {name: value for name, value in outputs.items()
+                if name in ("start_logits", "end_logits", "start_top_log_probs",
+                            "start_top_index", "end_top_log_probs", "end_top_index",
+                            "cls_logits")}
+
+
+def export_squad_model(config, settings, squad_settings, export_dir):
+    """Exports `output_dir/model.ckpt-best` (else `init_checkpoint`) as a SavedModel.
+
+    Signature "serving_default": `input_ids`, `input_mask`, `segment_ids` (and for v2.0
+    `p_mask`), int32 [batch, max_seq_length] -> v1.1: `start_logits`, `end_logits`
+    [batch, max_seq_length]; v2.0: `start_top_log_probs`, `start_top_index`,
+    `end_top_log_probs`, `end_top_index`, `cls_logits` (the original's predict outputs).
+    Features come from `squad.iter_features` and answers from `squad_postprocess`.
+
+    Written to `<export_dir>/<unix time>/`, under a temporary name first. Returns that
+    folder. (The original's v1 export also wrote a TFLite file; convert this SavedModel
+    with `tf.lite.TFLiteConverter.from_saved_model` for that.)
+    """
+    import tempfile
+    import time
+
+    from albert_tf import checkpoints as checkpoints_lib
+    prefix = os.path.join(settings.output_dir, finetuning.BEST_PREFIX)
+    if not tf.io.gfile.exists(prefix + ".index"):
+        prefix = settings.init_checkpoint
+        if not prefix:
+            raise FileNotFoundError(
+                f"Nothing to export: no {settings.output_dir}/{finetuning.BEST_PREFIX} and no "
+                "--init_checkpoint.")
+    model = build_squad_model(config, squad_settings)
+    checkpoints_lib.load_original_checkpoint(model, prefix, strict=True)
+    server = _SquadServer(model)
+    names = ["input_ids", "input_mask", "segment_ids"] + (["p_mask"] if squad_settings.is_v2
+                                                           else [])
+    specs = [tf.TensorSpec([None, settings.max_seq_length], tf.int32, name=n) for n in names]
+    if squad_settings.is_v2:
+        serve = tf.function(lambda input_ids, input_mask, segment_ids, p_mask: server._serve(
+            input_ids=input_ids, input_mask=input_mask, segment_ids=segment_ids,
+            p_mask=p_mask), input_signature=specs)
+    else:
+        serve = tf.function(lambda input_ids, input_mask, segment_ids: server._serve(
+            input_ids=input_ids, input_mask=input_mask, segment_ids=segment_ids),
+            input_signature=specs)
+    server.serve = serve
+    tf.io.gfile.makedirs(export_dir)
+    version = str(int(time.time()))
+    while tf.io.gfile.exists(os.path.join(export_dir, version)):
+        version = str(int(version) + 1)
+    tmp = tempfile.mkdtemp(dir=export_dir, prefix=f".{version}.tmp-")
+    tf.saved_model.save(server, tmp, signatures={"serving_default": serve})
+    target = os.path.join(export_dir, version)
+    tf.io.gfile.rename(tmp, target)
+    logging.info("Exported %s (SQuAD %s) to %s.", prefix, squad_settings.squad_version, target)
+    return target

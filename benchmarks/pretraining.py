@@ -1,0 +1,186 @@
+"""Pretraining train-step throughput: albert_tf against tf-models-official's ALBERT pretrainer.
+
+Both sides run the same work per step, on the same device, in one process, one run:
+ALBERT encoder forward and backward on one batch, masked-LM (tied output embedding) and
+sentence-order losses as the original computes them, global-norm clipping at 1.0 and a LAMB
+update with weight decay 0.01 and the original exclusions.
+
+- albert_tf: `AlbertPretrainer` + `pretraining_loss` in `albert_tf.training.Trainer` (one
+  device), with `albert_tf.optimization`'s LAMB.
+- tf-models-official: `networks.AlbertEncoder` + `models.BertPretrainerV2` (its `MaskedLM`
+  head) + a 2-way dense layer on the pooled output, its `optimization.lamb.LAMB`, in a
+  `tf.function` train step; with XLA the whole step is compiled (its best case).
+
+Each side runs `--steps` steps inside one `tf.function` call after a warm-up call, with and
+without `jit_compile`, and the script prints examples/s, the ratio ours / theirs and our MFU.
+tf-models-official (tf_keras) is imported here only, never in albert_tf.
+
+    .venv/bin/python benchmarks/pretraining.py --config=cpu_small --batch_size=8 \
+        --seq_length=128 --max_predictions_per_seq=20 --steps=10
+"""
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from albert_tf import training  # noqa: E402
+from albert_tf.config import AlbertConfig  # noqa: E402
+from albert_tf.heads import AlbertPretrainer  # noqa: E402
+from albert_tf.optimization import ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY, create_optimizer  # noqa
+from albert_tf.pretraining import (pretraining_batch_stats, pretraining_flops_per_example,  # noqa
+                                   pretraining_loss)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", "cpu_small",
+                    "A preset (base, large, xlarge, xxlarge), a JSON file, or cpu_small "
+                    "(H 256, 4 layers, V 30000: a size a CPU measures in minutes).")
+flags.DEFINE_integer("batch_size", 8, "Examples per step.")
+flags.DEFINE_integer("seq_length", 128, "Tokens per example.")
+flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per example.")
+flags.DEFINE_integer("steps", 10, "Timed steps per measurement (after a warm-up call).")
+flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
+flags.DEFINE_float("peak_tflops", None, "Peak TFLOP/s of the device for MFU (default: "
+                   "albert_tf's table or CPU estimate).")
+
+
+def load_config(spec):
+    if spec == "cpu_small":
+        return AlbertConfig(vocab_size=30000, embedding_size=128, hidden_size=256,
+                            num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+    if spec.endswith(".json"):
+        return AlbertConfig.from_json_file(spec)
+    return AlbertConfig.preset(spec, version=2)
+
+
+def make_batch(config, batch_size, seq_length, predictions):
+    rng = np.random.default_rng(0)
+    B, T, P = batch_size, seq_length, predictions
+    mask = np.ones((B, T), np.int32)
+    mask[B // 2:, T * 3 // 4:] = 0
+    positions = np.sort(rng.choice(np.arange(1, T * 3 // 4), size=(B, P)), axis=1)
+    weights = np.ones((B, P), np.float32)
+    weights[:, P * 3 // 4:] = 0.0
+    return {
+        "input_ids": tf.constant(rng.integers(5, config.vocab_size, (B, T)), tf.int32),
+        "input_mask": tf.constant(mask),
+        "segment_ids": tf.constant((np.arange(T) >= T // 2).astype(np.int32)[None].repeat(B, 0)),
+        "masked_lm_positions": tf.constant(positions.astype(np.int32)),
+        "masked_lm_ids": tf.constant(rng.integers(5, config.vocab_size, (B, P)), tf.int32),
+        "masked_lm_weights": tf.constant(weights),
+        "next_sentence_labels": tf.constant(rng.integers(0, 2, (B, 1)), tf.int32),
+    }
+
+
+def ours(config, batch, jit):
+    """(run(n) -> None) for albert_tf's Trainer on one device."""
+    strategy = tf.distribute.OneDeviceStrategy(
+        "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0")
+    with strategy.scope():
+        model = AlbertPretrainer(config)
+        optimizer = create_optimizer(1e-4, 100000, 0, optimizer="lamb",
+                                     aggregate_gradients=False)
+        optimizer.build(model.trainable_variables)
+    trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
+                               pretraining_batch_stats, jit_compile=jit)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    return lambda n: trainer.train(iterator, n)
+
+
+def theirs(config, batch, jit):
+    """(run(n) -> None) for tf-models-official's ALBERT pretrainer with its LAMB."""
+    import tf_keras
+    from official.modeling import tf_utils
+    from official.modeling.optimization import lamb
+    from official.nlp.modeling import models, networks
+
+    initializer = tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+    encoder = networks.AlbertEncoder(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+        embedding_width=config.embedding_size, num_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        activation=tf_utils.get_activation(config.hidden_act),
+        dropout_rate=config.hidden_dropout_prob,
+        attention_dropout_rate=config.attention_probs_dropout_prob,
+        max_sequence_length=config.max_position_embeddings,
+        type_vocab_size=config.type_vocab_size, initializer=initializer, dict_outputs=True)
+    pretrainer = models.BertPretrainerV2(
+        encoder, mlm_activation=tf_utils.get_activation(config.hidden_act),
+        mlm_initializer=initializer)
+    sentence_order = tf_keras.layers.Dense(2, kernel_initializer=initializer,
+                                           name="seq_relationship")
+    sentence_order.build((None, config.hidden_size))
+    optimizer = lamb.LAMB(learning_rate=1e-4, weight_decay_rate=0.01, epsilon=1e-6,
+                          exclude_from_weight_decay=list(ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY))
+    inputs = {"input_word_ids": batch["input_ids"], "input_mask": batch["input_mask"],
+              "input_type_ids": batch["segment_ids"],
+              "masked_lm_positions": batch["masked_lm_positions"]}
+    pretrainer(inputs)
+    variables = pretrainer.trainable_variables + sentence_order.trainable_variables
+
+    def step(features):
+        with tf.GradientTape() as tape:
+            outputs = pretrainer(features, training=True)
+            log_probs = tf.nn.log_softmax(tf.cast(outputs["mlm_logits"], tf.float32), -1)
+            ids, weights = batch["masked_lm_ids"], batch["masked_lm_weights"]
+            nll = -tf.reduce_sum(tf.one_hot(ids, config.vocab_size) * log_probs, -1)
+            mlm = tf.reduce_sum(weights * nll) / (tf.reduce_sum(weights) + 1e-5)
+            sop_logits = sentence_order(outputs["pooled_output"])
+            labels = tf.reshape(batch["next_sentence_labels"], [-1])
+            sop = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=sop_logits))
+            loss = mlm + sop
+        grads, _ = tf.clip_by_global_norm(tape.gradient(loss, variables), 1.0)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    step = tf.function(step, jit_compile=jit)
+
+    @tf.function
+    def loop(n):
+        total = step(inputs)
+        for _ in tf.range(n - 1):
+            total += step(inputs)
+        return total
+
+    return lambda n: float(loop(tf.constant(n)))
+
+
+def examples_per_second(run, batch_size, steps):
+    run(2)  # trace, compile and warm up
+    start = time.perf_counter()
+    run(steps)
+    return batch_size * steps / (time.perf_counter() - start)
+
+
+def main(_):
+    config = load_config(FLAGS.config)
+    # Dropout off on both sides: the same computation.
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    B, T, P = FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq
+    batch = make_batch(config, B, T, P)
+    flops = pretraining_flops_per_example(config, T, P)
+    peak, peak_source = training.peak_flops_per_second(
+        tf.distribute.get_strategy(), "none", FLAGS.peak_tflops)
+    print(f"config={FLAGS.config} (H={config.hidden_size} L={config.num_hidden_layers} "
+          f"V={config.vocab_size}) batch={B} seq={T} predictions={P} steps={FLAGS.steps} "
+          f"devices={[d.name for d in tf.config.list_logical_devices()]}")
+    print(f"{flops / 1e9:.2f} GFLOPs per example (train); peak "
+          + (f"{peak / 1e12:.3f} TFLOP/s ({peak_source})" if peak else peak_source))
+    for jit in [j.strip().lower() == "true" for j in FLAGS.jit]:
+        rates = {}
+        for name, build in (("albert_tf", ours), ("tf-models-official", theirs)):
+            rates[name] = examples_per_second(build(config, batch, jit), B, FLAGS.steps)
+        ratio = rates["albert_tf"] / rates["tf-models-official"]
+        mfu = f"{100 * rates['albert_tf'] * flops / peak:.1f}%" if peak else "n/a"
+        print(f"train step jit={str(jit):5s} albert_tf {rates['albert_tf']:8.2f} ex/s   "
+              f"tf-models-official {rates['tf-models-official']:8.2f} ex/s   "
+              f"ratio {ratio:.2f}x   albert_tf MFU {mfu}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,344 @@
+"""The demo job (albert_demo.py): every step on a reduced setting, its artefacts and report.
+
+The reduced setting (`JobSettings.quick()`: a slice of the corpus and of the task, a tiny
+model, a few steps) runs once per module. References: the artefacts are read back with the
+libraries that define their formats (sentencepiece, tf.train checkpoints, TFRecord parsing,
+tf.saved_model, PNG signature); the report's figures are recomputed here from the run's own
+files by a separate path (the held-out accuracy from the checkpoint and the TFRecords with
+NumPy, the test accuracy from test_results.tsv); the commands in the report are parsed with
+the real flag definitions of run_pretraining.py and run_classifier.py.
+
+`-m slow` adds the full run (about 15 minutes on two cores) and runs the report's commands
+as a user would.
+"""
+
+import json
+import os
+import pathlib
+import re
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import tensorflow as tf
+from absl import flags
+
+from albert_tf import AlbertConfig, AlbertPretrainer
+from albert_tf import main_job
+from albert_tf.checkpoints import load_original_checkpoint
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """(settings, run folder, {step: manifest}, log lines) of one reduced run."""
+    settings = main_job.JobSettings.quick()
+    run_dir = tmp_path_factory.mktemp("runs") / "quick"
+    lines = []
+    manifests = main_job.run_job(settings, run_dir, log=lines.append)
+    return settings, run_dir, manifests, lines
+
+
+def path_of(run_dir, shown):
+    path = pathlib.Path(shown)
+    return path if path.is_absolute() else main_job.ROOT / path
+
+
+# === Artefacts ===========================================================================
+
+
+def test_every_step_wrote_its_manifest_last(quick_run):
+    settings, run_dir, manifests, _ = quick_run
+    assert list(manifests) == list(main_job.STEPS)
+    for step in main_job.STEPS:
+        manifest = json.loads((run_dir / step / "manifest.json").read_text())
+        assert manifest["fingerprint"] == settings.fingerprint()
+        assert manifest["seconds"] >= 0
+
+
+def test_sentencepiece_model_loads_with_the_recipe_ids(quick_run):
+    settings, run_dir, manifests, _ = quick_run
+    model = spm.SentencePieceProcessor(
+        model_file=str(path_of(run_dir, manifests["spm"]["files"]["spm_model_file"])))
+    assert model.GetPieceSize() == settings.vocab_size
+    # The original recipe's fixed ids (README's spm_train flags).
+    assert [model.IdToPiece(i) for i in range(5)] == ["<pad>", "<unk>", "[CLS]", "[SEP]",
+                                                      "[MASK]"]
+
+
+def test_pretraining_records_parse_with_the_original_schema(quick_run):
+    from albert_tf.pretraining_data_input import check_record_schema, resolve_input_files
+
+    settings, run_dir, manifests, _ = quick_run
+    for name in ("train", "heldout"):
+        files = resolve_input_files(str(path_of(run_dir, manifests["data"]["files"][name])))
+        check_record_schema(files, settings.max_seq_length, settings.max_predictions_per_seq)
+        count = sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
+        assert count == manifests["data"]["figures"][f"{name}_instances"]
+
+
+def test_checkpoints_reload_strictly(quick_run):
+    _, run_dir, manifests, _ = quick_run
+    config = AlbertConfig.from_json_file(run_dir / "albert_config.json")
+    files = manifests["pretrain"]["files"]
+    init = tf.train.load_checkpoint(str(path_of(run_dir, files["init_checkpoint"])))
+    final = tf.train.load_checkpoint(str(path_of(run_dir, files["final_checkpoint"])))
+    name = "bert/embeddings/word_embeddings"
+    assert not np.array_equal(init.get_tensor(name), final.get_tensor(name))  # it trained
+    for prefix in (files["init_checkpoint"], files["final_checkpoint"],
+                   manifests["export"]["files"]["checkpoint"]):
+        report = load_original_checkpoint(AlbertPretrainer(config), path_of(run_dir, prefix),
+                                          strict=True)
+        assert not report.missing
+
+
+def test_saved_model_reloads_with_the_hub_signatures(quick_run):
+    _, run_dir, manifests, _ = quick_run
+    loaded = tf.saved_model.load(str(path_of(run_dir, manifests["export"]["files"]
+                                             ["saved_model"])))
+    assert {"tokens", "mlm", "sop", "text", "text_pair", "tokenization_info"} <= set(
+        loaded.signatures)
+    out = loaded.signatures["text"](text_a=tf.constant(["Return the value."]))
+    assert out["input_ids"].numpy()[0, 0] == 2     # [CLS]
+
+
+def test_export_figures_show_agreement(quick_run):
+    _, _, manifests, _ = quick_run
+    figures = manifests["export"]["figures"]
+    assert figures["checkpoint_max_abs_diff"] == 0
+    assert figures["saved_model_text_ids_equal_python"] is True
+    assert figures["saved_model_tokens_max_abs_diff"] <= 1e-5
+
+
+def test_report_files_exist(quick_run):
+    _, run_dir, _, _ = quick_run
+    assert (run_dir / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "report.md").read_text().startswith("# ALBERT demo run")
+    json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_progress_is_printed_per_step(quick_run):
+    _, _, _, lines = quick_run
+    for index, step in enumerate(main_job.STEPS, 1):
+        assert any(line.startswith(f"[{index}/{len(main_job.STEPS)} {step}] finished")
+                   for line in lines), step
+
+
+# === The report's figures come from the run ==============================================
+
+
+def heldout_mlm_accuracy(config, checkpoint, files, settings):
+    """Masked-LM accuracy recomputed with NumPy: argmax of the logits at weighted positions."""
+    from albert_tf.pretraining_data_input import parse_record
+
+    model = AlbertPretrainer(config)
+    load_original_checkpoint(model, checkpoint, strict=True)
+    records = tf.data.TFRecordDataset(files).map(
+        lambda r: parse_record(r, settings.max_seq_length, settings.max_predictions_per_seq))
+    correct = total = 0.0
+    count = 0
+    limit = (sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
+             // settings.eval_batch_size) * settings.eval_batch_size
+    for batch in records.take(limit).batch(settings.eval_batch_size):
+        logits = model(batch, training=False)["mlm_logits"].numpy()
+        hits = logits.argmax(-1) == batch["masked_lm_ids"].numpy()
+        weights = batch["masked_lm_weights"].numpy()
+        correct += float((hits * weights).sum())
+        total += float(weights.sum())
+        count += len(weights)
+    return correct / total, count
+
+
+def test_heldout_accuracy_in_report_is_recomputed_from_the_checkpoints(quick_run):
+    from albert_tf.pretraining_data_input import resolve_input_files
+
+    settings, run_dir, manifests, _ = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = AlbertConfig.from_json_file(run_dir / "albert_config.json")
+    files = resolve_input_files(str(path_of(run_dir, manifests["data"]["files"]["heldout"])))
+    for name, key in (("init", "init_checkpoint"), ("pretrained", "final_checkpoint")):
+        accuracy, count = heldout_mlm_accuracy(
+            config, path_of(run_dir, manifests["pretrain"]["files"][key]), files, settings)
+        assert metrics["heldout_masked_lm_accuracy"][name] == pytest.approx(accuracy, abs=1e-6)
+    report = (run_dir / "report.md").read_text()
+    shown = f"{100 * metrics['heldout_masked_lm_accuracy']['pretrained']:.1f}%"
+    assert re.search(r"\| held-out masked-LM accuracy \| [\d.]+% \| " + re.escape(shown),
+                     report)
+    assert metrics["heldout_eval"]["final"]["examples"] == count
+
+
+def test_finetuning_test_accuracy_is_recomputed_from_predictions(quick_run):
+    _, run_dir, _, _ = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rows = (run_dir / "task" / "test.tsv").read_text().splitlines()[1:]
+    labels = np.array([int(row.split("\t")[2]) for row in rows])
+    for run in ("pretrained", "random"):
+        probabilities = np.loadtxt(run_dir / "finetune" / run / "test_results.tsv", ndmin=2)
+        accuracy = float(np.mean(probabilities.argmax(-1) == labels))
+        assert metrics["finetuning"][run]["test_accuracy"] == pytest.approx(accuracy)
+    gain = (metrics["finetuning"]["pretrained"]["test_accuracy"]
+            - metrics["finetuning"]["random"]["test_accuracy"])
+    assert metrics["finetuning"]["test_accuracy_gain"] == pytest.approx(gain)
+
+
+def test_report_shows_every_step_command(quick_run):
+    _, run_dir, manifests, _ = quick_run
+    report = (run_dir / "report.md").read_text()
+    for step in main_job.STEPS[:-1]:
+        for line in manifests[step]["commands"]:
+            assert line in report
+
+
+# === Commands in the report parse as the tools' real flags ==============================
+
+
+def _parse(argv):
+    """Parses a command's flags into absl's global FLAGS (after resetting them)."""
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["prog"] + argv)
+    return flags.FLAGS
+
+
+def test_pretraining_command_gives_the_same_settings(quick_run, monkeypatch):
+    from albert_tf import cli
+
+    settings, run_dir, manifests, _ = quick_run
+    job = main_job.Job(settings, run_dir)
+    line = manifests["pretrain"]["commands"][-1]
+    argv = shlex.split(line)
+    assert argv[:2] == ["python", "run_pretraining.py"]
+    cli.define_pretraining_flags()
+    monkeypatch.chdir(main_job.ROOT)   # the commands' relative paths start at the root
+    values = _parse(argv[2:])
+    parsed = cli.pretraining_settings_from_flags(values)
+    want = main_job.pretraining_settings(job)
+    for field in ("input_file", "output_dir", "init_checkpoint"):
+        setattr(parsed, field, str(pathlib.Path(getattr(parsed, field)).resolve()))
+        setattr(want, field, str(pathlib.Path(getattr(want, field)).resolve()))
+    assert parsed == want
+    flags.FLAGS.unparse_flags()
+
+
+def test_classifier_commands_give_the_same_settings(quick_run, monkeypatch):
+    monkeypatch.syspath_prepend(str(main_job.ROOT))
+    import run_classifier
+
+    settings, run_dir, manifests, _ = quick_run
+    job = main_job.Job(settings, run_dir)
+    run_classifier.define_flags()
+    monkeypatch.chdir(main_job.ROOT)
+    for line, (run, key) in zip(manifests["finetune"]["commands"], main_job.FINETUNE_RUNS):
+        argv = shlex.split(line)
+        assert argv[:2] == ["python", "run_classifier.py"]
+        values = _parse(argv[2:])
+        parsed, parsed_classifier = run_classifier._settings_from_flags(values, on_tpu=False)
+        init = path_of(run_dir, manifests["pretrain"]["files"][key])
+        want, want_classifier = main_job.classifier_settings(job, run, init)
+        for obj in (parsed, want):
+            obj.output_dir = str(pathlib.Path(obj.output_dir).resolve())
+            obj.init_checkpoint = str(pathlib.Path(obj.init_checkpoint).resolve())
+        for obj in (parsed_classifier, want_classifier):
+            obj.threshold_to_export = None      # NaN (unset) on both sides; NaN != NaN
+            obj.data_dir = str(pathlib.Path(obj.data_dir).resolve())
+            obj.spm_model_file = str(pathlib.Path(obj.spm_model_file).resolve())
+        assert parsed == want
+        assert parsed_classifier == want_classifier
+    flags.FLAGS.unparse_flags()
+
+
+# === Re-runs ==============================================================================
+
+
+def test_rerun_reuses_finished_steps(quick_run):
+    settings, run_dir, manifests, _ = quick_run
+    stamps = {step: (run_dir / step / "manifest.json").stat().st_mtime_ns
+              for step in main_job.STEPS}
+    lines = []
+    again = main_job.run_job(settings, run_dir, log=lines.append)
+    assert all("reusing" in line for line in lines if line.startswith("["))
+    assert {step: (run_dir / step / "manifest.json").stat().st_mtime_ns
+            for step in main_job.STEPS} == stamps
+    assert again == manifests
+
+
+def test_a_step_alone_redone_rewrites_only_its_files(quick_run):
+    settings, run_dir, _, _ = quick_run
+    before = (run_dir / "eval" / "manifest.json").stat().st_mtime_ns
+    report_before = (run_dir / "report" / "manifest.json").stat().st_mtime_ns
+    main_job.run_job(settings, run_dir, steps=["report"], redo=["report"], log=lambda _: None)
+    assert (run_dir / "eval" / "manifest.json").stat().st_mtime_ns == before
+    assert (run_dir / "report" / "manifest.json").stat().st_mtime_ns > report_before
+
+
+def test_a_step_without_its_inputs_says_which_to_run(tmp_path):
+    with pytest.raises(RuntimeError, match="'spm' has not run"):
+        main_job.run_job(main_job.JobSettings.quick(), tmp_path / "empty", steps=["data"],
+                         log=lambda _: None)
+
+
+def test_run_folder_is_found_again_for_the_same_settings(quick_run, tmp_path):
+    settings, run_dir, _, _ = quick_run
+    assert main_job.find_run_dir(run_dir.parent, settings) == run_dir
+    assert main_job.find_run_dir(run_dir.parent, main_job.JobSettings.full()) is None
+
+
+# === The embedded data ====================================================================
+
+
+def test_task_files_are_rebuilt_identically_from_the_corpus(tmp_path):
+    main_job.build_task_data(tmp_path)
+    for name in ("train.tsv", "dev.tsv", "test.tsv"):
+        assert (tmp_path / name).read_bytes() == (main_job.DATA / "tasks" / "next_sentence"
+                                                  / name).read_bytes(), name
+
+
+def test_task_labels_follow_their_definition():
+    """Label 1 rows are consecutive sentences of one held-out document; label 0 rows not."""
+    docs = main_job.read_documents(main_job.DATA / "corpus" / "docstrings_heldout.txt.gz")
+    following = {(a, b) for doc in docs for a, b in zip(doc, doc[1:])}
+    rows = (main_job.DATA / "tasks" / "next_sentence" / "dev.tsv").read_text(
+        encoding="utf-8").splitlines()
+    assert rows[0].split("\t") == list(main_job.TASK_COLUMNS)
+    labels = []
+    for row in rows[1:]:
+        a, b, label = row.split("\t")
+        labels.append(int(label))
+        assert ((a, b) in following) == (label == "1"), row
+    assert abs(np.mean(labels) - 0.5) < 0.01
+
+
+def test_corpus_documents_have_two_sentences_or_more():
+    for name in ("docstrings_train.txt.gz", "docstrings_heldout.txt.gz"):
+        docs = main_job.read_documents(main_job.DATA / "corpus" / name)
+        assert docs and min(len(d) for d in docs) >= 2
+
+
+# === Slow: the full run and the commands as a user types them ===========================
+
+
+@pytest.mark.slow
+def test_full_run_improves_masked_lm_accuracy(tmp_path):
+    settings = main_job.JobSettings.full()
+    manifests = main_job.run_job(settings, tmp_path / "full")
+    figures = manifests["eval"]["figures"]
+    assert figures["final"]["masked_lm_accuracy"] > figures["init"]["masked_lm_accuracy"] + 0.05
+    assert (tmp_path / "full" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_report_commands_run_as_typed(quick_run, tmp_path):
+    """The spm, data and export commands of the report, run in a shell, redo the artefacts."""
+    _, run_dir, manifests, _ = quick_run
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    for step in ("spm", "export"):
+        for line in manifests[step]["commands"]:
+            line = line.replace("--export_dir=", "--overwrite --export_dir=")
+            argv = shlex.split(line)
+            argv[0] = sys.executable
+            result = subprocess.run(argv, cwd=main_job.ROOT, env=env, capture_output=True,
+                                    text=True, timeout=600)
+            assert result.returncode == 0, (line, result.stderr[-2000:])
