@@ -17,7 +17,6 @@ from which --do_predict writes the GLUE-server files (output_dir/glue_submission
 Your own data: --task_name=tsv with train.tsv/dev.tsv/test.tsv in --data_dir and
 --text_a_column, --text_b_column, --label_column, --labels.
 """
-import sys
 
 from absl import app
 from absl import flags
@@ -136,43 +135,35 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     values = flags.FLAGS
-    from albert_tf.tasks import TaskDataError
-    try:
-        with cli.user_errors():
-            from albert_tf.config import AlbertConfig
-            from albert_tf.finetuning import resolve_hub_module
-            from albert_tf.tasks.glue import run_classifier
-            from albert_tf.training import SettingsError
+    with cli.user_errors():
+        from albert_tf.config import AlbertConfig
+        from albert_tf.finetuning import resolve_hub_module
+        from albert_tf.tasks.glue import run_classifier
+        from albert_tf.training import SettingsError
 
-            if not values.albert_config_file and not values.albert_hub_module_handle:
-                raise SettingsError("At least one of --albert_config_file and "
-                                    "--albert_hub_module_handle must be set.")
-            on_tpu = values.use_tpu or values.distribution_strategy == "tpu"
-            settings, classifier = _settings_from_flags(values, on_tpu)
-            config_file = values.albert_config_file
-            if values.albert_hub_module_handle:
-                weights, spm_model, hub_config = resolve_hub_module(
-                    values.albert_hub_module_handle)
-                settings.init_checkpoint = settings.init_checkpoint or weights
-                if spm_model:
-                    classifier.spm_model_file = spm_model
-                config_file = config_file or hub_config
-                if not config_file:
-                    raise SettingsError("The hub module has no assets/albert_config.json: "
-                                        "pass --albert_config_file too.")
-            config = AlbertConfig.from_json_file(config_file)
-            strategy = cli.strategy_from_flags(values)
-            outcome = run_classifier(config, settings, classifier, strategy)
-            result = outcome["result"]
-            if result is not None and result.best_step is not None:
-                print(f"Best checkpoint: step {result.best_step}, {result.metric_key} = "
-                      f"{result.best_value:.4f} ({values.output_dir}/eval_results.txt)")
-    except TaskDataError as error:
-        # Bad task files (missing, short rows, unknown labels): one line, exit status 1.
-        logging.error("%s: %s", type(error).__name__, error)
-        print(f"ERROR: {error}", file=sys.stderr)
-        sys.exit(1)
-
+        if not values.albert_config_file and not values.albert_hub_module_handle:
+            raise SettingsError("At least one of --albert_config_file and "
+                                "--albert_hub_module_handle must be set.")
+        on_tpu = values.use_tpu or values.distribution_strategy == "tpu"
+        settings, classifier = _settings_from_flags(values, on_tpu)
+        config_file = values.albert_config_file
+        if values.albert_hub_module_handle:
+            weights, spm_model, hub_config = resolve_hub_module(
+                values.albert_hub_module_handle)
+            settings.init_checkpoint = settings.init_checkpoint or weights
+            if spm_model:
+                classifier.spm_model_file = spm_model
+            config_file = config_file or hub_config
+            if not config_file:
+                raise SettingsError("The hub module has no assets/albert_config.json: "
+                                    "pass --albert_config_file too.")
+        config = AlbertConfig.from_json_file(config_file)
+        strategy = cli.strategy_from_flags(values)
+        outcome = run_classifier(config, settings, classifier, strategy)
+        result = outcome["result"]
+        if result is not None and result.best_step is not None:
+            print(f"Best checkpoint: step {result.best_step}, {result.metric_key} = "
+                  f"{result.best_value:.4f} ({values.output_dir}/eval_results.txt)")
 
 if __name__ == "__main__":
     define_flags()

@@ -18,8 +18,6 @@ is kept as model.ckpt-best. --do_predict scores it on test (predict_results.txt)
 test_predictions.tsv. Running the same command again resumes training from the last
 checkpoint; features are converted once and cached.
 """
-import contextlib
-import sys
 
 from absl import app
 from absl import flags
@@ -141,24 +139,12 @@ def settings_from_flags(values):
     return settings, race, config_file
 
 
-@contextlib.contextmanager
-def _user_errors():
-    from albert_tf.tasks import TaskDataError
-    with cli.user_errors():
-        try:
-            yield
-        except TaskDataError as error:
-            logging.error("%s: %s", type(error).__name__, error)
-            print(f"ERROR: {error}", file=sys.stderr)
-            sys.exit(1)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     values = flags.FLAGS
-    with _user_errors():
+    with cli.user_errors():
         from albert_tf import training
         from albert_tf.config import AlbertConfig
         from albert_tf.tasks.race import run_race

@@ -21,8 +21,6 @@ Every saved checkpoint is scored on --predict_file with the official metric and 
 null_odds.json) are written last. Running the same command again resumes training from the
 last checkpoint in --output_dir; the feature caches are built once.
 """
-import contextlib
-import sys
 
 from absl import app
 from absl import flags
@@ -151,24 +149,12 @@ def settings_from_flags(values):
     return settings, squad_settings, config_file
 
 
-@contextlib.contextmanager
-def _user_errors():
-    from albert_tf.tasks import TaskDataError
-    with cli.user_errors():
-        try:
-            yield
-        except TaskDataError as error:
-            logging.error("%s: %s", type(error).__name__, error)
-            print(f"ERROR: {error}", file=sys.stderr)
-            sys.exit(1)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     values = flags.FLAGS
-    with _user_errors():
+    with cli.user_errors():
         from albert_tf import training
         from albert_tf.config import AlbertConfig
         from albert_tf.tasks.squad_training import export_squad_model, run_squad

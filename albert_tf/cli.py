@@ -198,11 +198,12 @@ def user_errors():
     """Turns errors caused by the user's input into one clear line and exit status 1."""
     from albert_tf.checkpoints import CheckpointMismatchError
     from albert_tf.pretraining_data_input import InputDataError
+    from albert_tf.tasks import TaskDataError
     try:
         yield
     except (training.SettingsError, InputDataError, CheckpointMismatchError,
             training.CheckpointRestoreError, training.NonFiniteLossError,
-            FileNotFoundError) as error:
+            TaskDataError, FileNotFoundError) as error:
         logging.error("%s: %s", type(error).__name__, error)
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)

@@ -11,16 +11,11 @@ import unicodedata
 
 import tensorflow as tf
 
-from albert_tf.tokenization import (  # noqa: F401
-    FullTokenizer,
+from albert_tf.tokenization import (
     MissingTokenError,
     _split_digit_comma,
-    convert_to_unicode,
-    encode_inputs,
     load_spm_model,
-    preprocess_text,
     sentencepiece_from_proto,
-    truncate_seq_pair,
 )
 
 

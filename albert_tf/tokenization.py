@@ -30,7 +30,6 @@ The original pipeline on the SentencePiece path, which everything here reproduce
 4. Ids: `PieceToId` per piece (an unknown piece gives the `<unk>` id).
 """
 
-import functools
 import os
 import unicodedata
 

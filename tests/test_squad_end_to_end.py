@@ -191,12 +191,8 @@ def test_malformed_training_file_stops_the_run_with_one_line(tmp_path, spm_model
     bad.write_text('{"version": "1.1", "data": [}')
     settings, squad_settings = _settings(tmp_path, spm_model, "1.1", str(bad), None, 1)
     squad_settings.do_predict = False
-    sys.path.insert(0, ROOT)
-    try:
-        import run_squad as script
-    finally:
-        sys.path.remove(ROOT)
-    with pytest.raises(SystemExit) as exit_info, script._user_errors():
+    from albert_tf import cli
+    with pytest.raises(SystemExit) as exit_info, cli.user_errors():
         run_squad(_tiny_config(_vocab_size(spm_model)), settings, squad_settings)
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == (f"ERROR: {bad}, line 1, column 29: malformed JSON "
