@@ -178,14 +178,16 @@ def check_pretraining_settings(config, settings, num_replicas):
             "original's is broken: its input drops the masked_lm_* features its model reads). "
             "Mask offline with create_pretraining_data and keep --masked_lm_budget=0.")
     if s.max_seq_length > config.max_position_embeddings:
-        raise training.SettingsError(f"--max_seq_length={s.max_seq_length} exceeds max_position_embeddings"
-                         f"={config.max_position_embeddings} of --albert_config_file.")
+        raise training.SettingsError(
+            f"--max_seq_length={s.max_seq_length} exceeds max_position_embeddings="
+            f"{config.max_position_embeddings} of --albert_config_file.")
     if s.max_predictions_per_seq > s.max_seq_length:
-        raise training.SettingsError(f"--max_predictions_per_seq={s.max_predictions_per_seq} exceeds "
-                         f"--max_seq_length={s.max_seq_length}.")
+        raise training.SettingsError(
+            f"--max_predictions_per_seq={s.max_predictions_per_seq} exceeds "
+            f"--max_seq_length={s.max_seq_length}.")
     if s.optimizer not in optimization.OPTIMIZERS:
         raise training.SettingsError(f"--optimizer={s.optimizer!r}; expected one of "
-                         f"{sorted(optimization.OPTIMIZERS)}.")
+                                     f"{sorted(optimization.OPTIMIZERS)}.")
     if s.num_train_steps <= 0:
         raise training.SettingsError(f"--num_train_steps must be > 0, got {s.num_train_steps}.")
     if s.do_train:
@@ -199,9 +201,9 @@ def check_pretraining_settings(config, settings, num_replicas):
             if getattr(s, name) <= 0:
                 raise training.SettingsError(f"--{name} must be > 0, got {getattr(s, name)}.")
     if s.do_eval and (s.eval_batch_size % num_replicas or s.max_eval_steps <= 0):
-        raise training.SettingsError(f"--eval_batch_size={s.eval_batch_size} must be divisible by "
-                         f"{num_replicas} replica(s) and --max_eval_steps "
-                         f"({s.max_eval_steps}) > 0.")
+        raise training.SettingsError(
+            f"--eval_batch_size={s.eval_batch_size} must be divisible by {num_replicas} "
+            f"replica(s) and --max_eval_steps ({s.max_eval_steps}) > 0.")
 
 
 def _check_config_matches_output_dir(config, output_dir):

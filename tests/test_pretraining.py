@@ -132,25 +132,34 @@ def _batch(path, size=8):
     return next(iter(dataset))
 
 
-def test_train_step_loss_is_the_original_formula_on_the_whole_batch(tmp_path):
-    batch = _batch(write_records(tmp_path / "d.tfrecord", 8))
-    trainer, model, iterator = _one_device_trainer(1, batch)
-    # Reference: the original's loss of this batch, before the first update.
-    expected = pretraining_losses(model(batch, training=True), batch)
-    means = trainer.train(iterator, 1)
-    assert means["loss"] == pytest.approx(float(expected["total_loss"]), rel=1e-6)
-    assert means["masked_lm_loss"] == pytest.approx(float(expected["masked_lm_loss"]), rel=1e-6)
-
-
-def test_gradient_accumulation_gives_the_big_batch_update(tmp_path):
-    batch = _batch(write_records(tmp_path / "d.tfrecord", 8))
-    results = []
+@pytest.fixture(scope="module")
+def accumulation_runs(tmp_path_factory):
+    """Two updates of the same seeded model on one batch, without and with 4 micro-batches,
+    and the original's loss of that batch before any update (the reference)."""
+    batch = _batch(write_records(tmp_path_factory.mktemp("acc") / "d.tfrecord", 8))
+    runs = {}
     for accumulation in (1, 4):
         trainer, model, iterator = _one_device_trainer(accumulation, batch)
-        losses = [trainer.train(iterator, 1)["loss"] for _ in range(2)]
-        results.append((losses, [v.numpy() for v in model.trainable_variables]))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
-    for a, b in zip(results[0][1], results[1][1]):
+        if accumulation == 1:
+            runs["expected"] = float(pretraining_losses(model(batch, training=True),
+                                                        batch)["total_loss"])
+        losses = [trainer.train(iterator, 1) for _ in range(2)]
+        runs[accumulation] = (losses, [v.numpy() for v in model.trainable_variables])
+    return runs
+
+
+def test_train_step_loss_is_the_original_formula_on_the_whole_batch(accumulation_runs):
+    first = accumulation_runs[1][0][0]
+    assert first["loss"] == pytest.approx(accumulation_runs["expected"], rel=1e-6)
+    assert first["loss"] == pytest.approx(first["masked_lm_loss"]
+                                          + first["sentence_order_loss"], rel=1e-6)
+
+
+def test_gradient_accumulation_gives_the_big_batch_update(accumulation_runs):
+    (losses_1, weights_1), (losses_4, weights_4) = accumulation_runs[1], accumulation_runs[4]
+    np.testing.assert_allclose([m["loss"] for m in losses_4], [m["loss"] for m in losses_1],
+                               rtol=1e-5)
+    for a, b in zip(weights_1, weights_4):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
@@ -169,7 +178,8 @@ _STRATEGIES_SCRIPT = textwrap.dedent("""
     for name in ("one_device", "mirrored"):
         settings = settings_for(tmp / name, sys.argv[3], num_train_steps=16,
                                 save_checkpoints_steps=8, iterations_per_loop=4,
-                                do_eval=True, max_eval_steps=4, train_batch_size=16)
+                                do_eval=True, max_eval_steps=4, train_batch_size=16,
+                                export_original_every=12)
         strategy = training.create_strategy(name)
         results = run_pretraining(tiny_config(), settings, strategy)
         losses = read_scalars(os.path.join(settings.output_dir, "summaries", "train"), "loss")
@@ -207,8 +217,11 @@ def test_loss_falls(two_strategies):
 def test_output_files_are_the_originals(two_strategies):
     tmp, report = two_strategies
     out = tmp / "one_device" / "out"
-    # Original-format export at the end, the best copy and eval_results.txt (SPEC §4.6).
-    for name in ("model.ckpt-16.index", "model.ckpt-16.data-00000-of-00001",
+    # Original-format exports (every 12 steps and at the end), the best copy and
+    # eval_results.txt (SPEC §4.6); resumable state every 8 steps.
+    assert (out / "train_state" / "ckpt-8.index").exists()
+    for name in ("model.ckpt-12.index", "model.ckpt-16.index",
+                 "model.ckpt-16.data-00000-of-00001",
                  "model.ckpt-best.index", "model.ckpt-best.data-00000-of-00001",
                  "checkpoint", "eval_results.txt"):
         assert (out / name).exists(), name
