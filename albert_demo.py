@@ -6,7 +6,7 @@ r"""The demo job: train a small ALBERT on the embedded corpus, evaluate, export,
 Steps: spm (SentencePiece vocabulary), data (pretraining TFRecords), pretrain (LAMB, with
 checkpoints), eval (held-out masked-LM and sentence-order accuracy, pretrained and at
 initialisation), export (original-format checkpoint and SavedModel, reloaded and compared),
-finetune (the embedded next_sentence task, from the pretrained and from the initial weights),
+finetune (the embedded docstring_source task, from the pretrained and the initial weights),
 report (runs/<timestamp>/report.md, metrics.json, loss_curves.png).
 
 A run lives in runs/<timestamp>/. Running the command again continues the newest run
@@ -44,8 +44,8 @@ flags.DEFINE_integer("num_workers", 0,
                      "Processes for create_pretraining_data (0: all cores).")
 flags.DEFINE_bool("verbose", False, "Show the tools' own log lines too.")
 flags.DEFINE_string("build_task_data", None,
-                    "Only rebuild the embedded next_sentence task files into this folder "
-                    "(data/tasks/next_sentence) from the corpus, and exit.")
+                    "Only rebuild the embedded docstring_source task files into this folder "
+                    "(data/tasks/docstring_source) from the corpus, and exit.")
 
 
 class _ProgressLinesOnly(pylogging.Filter):

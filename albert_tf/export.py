@@ -44,9 +44,9 @@ signature also returns every output of the head that its inputs allow:
   for regression (C = 1) `predictions` [B] (the score).
 
 Texts are packed as the original classifier scripts pack them (`[CLS] a [SEP] b [SEP]`, the
-original truncation, zero padding to `max_seq_length`) by `tokenization.InGraphTokenizer`,
-which gives the ids of `FullTokenizer` (SentencePiece path); a row whose `text_b` is "" is
-packed as a single text.
+original truncation, zero padding to `max_seq_length`) by
+`in_graph_tokenization.InGraphTokenizer`, which gives the ids of `FullTokenizer`
+(SentencePiece path); a row whose `text_b` is "" is packed as a single text.
 
 For Python and Keras, the same computations are attributes taking one dict:
 `loaded.tokens({"input_ids": ..., "input_mask": ..., "segment_ids": ...})`,
@@ -88,9 +88,9 @@ import numpy as np
 import tensorflow as tf
 
 from albert_tf import checkpoints as checkpoints_lib
-from albert_tf import tokenization
 from albert_tf.config import AlbertConfig
 from albert_tf.heads import AlbertClassifier, AlbertPretrainer
+from albert_tf.in_graph_tokenization import InGraphTokenizer
 from albert_tf.modeling import AlbertModel
 
 HEADS = ("none", "mlm", "classifier")
@@ -200,7 +200,7 @@ class AlbertServingModule(tf.Module):
 
     Args:
       model: `AlbertModel`, `AlbertPretrainer` or `AlbertClassifier` (variables built).
-      tokenizer: `tokenization.InGraphTokenizer` for the text functions.
+      tokenizer: `in_graph_tokenization.InGraphTokenizer` for the text functions.
       asset_files: paths copied into the SavedModel's `assets/` folder; the first is the
         SentencePiece model returned by `tokenization_info`.
       do_lower_case: what `tokenization_info` reports (the tokenizer's setting).
@@ -429,7 +429,7 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
     parent = os.path.dirname(target)
     tf.io.gfile.makedirs(parent)
 
-    tokenizer = tokenization.InGraphTokenizer(spm_model_file, do_lower_case=do_lower_case,
+    tokenizer = InGraphTokenizer(spm_model_file, do_lower_case=do_lower_case,
                                               max_seq_length=max_seq_length)
     if tokenizer.vocab_size > config.vocab_size:
         raise ExportError(f"The SentencePiece model {spm_model_file} has {tokenizer.vocab_size} "
@@ -475,8 +475,9 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
     return target
 
 
-def export_checkpoint(model, export_dir, spm_model_file=None, checkpoint_name=DEFAULT_CHECKPOINT_NAME,
-                      global_step=None, overwrite=False):
+def export_checkpoint(model, export_dir, spm_model_file=None,
+                      checkpoint_name=DEFAULT_CHECKPOINT_NAME, global_step=None,
+                      overwrite=False):
     """Writes an original-format checkpoint directory, laid out like the released models.
 
     Args:

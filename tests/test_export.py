@@ -288,6 +288,33 @@ def test_rest_request_missing_an_input_is_rejected(mlm_export):
                                          "instances": [{"text_a": "x"}]})
 
 
+def readme_rest_request():
+    """The request body that README.md's "Export and serve" section shows for Serving."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Export and serve", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```json\n")[1:]
+    assert len(blocks) == 1, "one JSON request body expected in the README's export section"
+    return json.loads(blocks[0].split("```", 1)[0])
+
+
+def test_readme_rest_request_is_answered(mlm_export, spm_model):
+    """The README's example body, answered as Serving would, gives the Python path's numbers."""
+    model, loaded, _ = mlm_export
+    body = readme_rest_request()
+    rows = export_lib.rest_predict(loaded, json.dumps(body))["predictions"]
+    texts_a = [row["text_a"] for row in body["instances"]]
+    texts_b = [row["text_b"] or None for row in body["instances"]]
+    features = python_features(spm_model, texts_a, texts_b)
+    want = model({**features, "masked_lm_positions": tf.zeros([len(rows), 1], tf.int32)})
+    for i, row in enumerate(rows):
+        assert row["input_ids"] == features["input_ids"].numpy()[i].tolist()
+        np.testing.assert_allclose(row["pooled_output"], want["pooled_output"].numpy()[i],
+                                   atol=ATOL_RELOAD, rtol=RTOL_RELOAD)
+        np.testing.assert_allclose(row["sop_log_probs"],
+                                   tf.nn.log_softmax(want["sop_logits"]).numpy()[i],
+                                   atol=ATOL_RELOAD, rtol=RTOL_RELOAD)
+
+
 # === Classifier ==========================================================================
 
 
@@ -419,3 +446,22 @@ def test_command_line_accepts_the_original_flags(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     names = dict(tf.train.list_variables(str(tmp_path / "exported" / "model.ckpt-best")))
     assert {k: list(v) for k, v in names.items()} == original_variables(ORIGINAL_TINY)
+
+
+def test_random_init_export_is_reproducible_from_its_seed(tmp_path):
+    config_file = ORIGINAL_TINY / "albert_config.json"
+    prefixes = [export_lib.export(config_file, None, tmp_path / name, head="mlm",
+                                  format="checkpoint", random_init=True, seed=seed)
+                for name, seed in (("a", 7), ("b", 7), ("c", 8))]
+    a, b, c = (tf.train.load_checkpoint(p) for p in prefixes)
+    name = "bert/embeddings/word_embeddings"
+    np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name))
+    assert not np.array_equal(a.get_tensor(name), c.get_tensor(name))
+    assert {n for n, _ in tf.train.list_variables(prefixes[0])} == set(
+        original_variables(ORIGINAL_TINY))
+
+
+def test_random_init_and_a_checkpoint_are_exclusive(tmp_path):
+    with pytest.raises(export_lib.ExportError, match="exactly one"):
+        export_lib.export(ORIGINAL_TINY / "albert_config.json", ORIGINAL_TINY, tmp_path / "x",
+                          format="checkpoint", random_init=True)

@@ -21,12 +21,17 @@ folder, copied from the same Python installation), scikit-learn under the BSD 3-
 licence (LICENSE-scikit-learn.txt, copied from its installed package).
 
 The gzip files are written with mtime 0 so that the same Python gives identical bytes.
+MANIFEST.json records, per file, its documents, sentences, size, SHA-256 and how many of
+its documents (which come in source order) each source gave: the fine-tuning task
+`docstring_source` takes its labels from there.
 """
 
 import argparse
 import ast
 import gzip
+import hashlib
 import io
+import json
 import os
 import pathlib
 import re
@@ -35,6 +40,7 @@ import sysconfig
 
 HERE = pathlib.Path(__file__).resolve().parent
 HELDOUT_EVERY, HELDOUT_OFFSET = 10, 5
+SOURCE_NAMES = ("stdlib", "sklearn")
 # Documents of one sentence are left out: create_pretraining_data pairs such a document with
 # a random other one (label 1), which would make most sentence-order labels 1.
 MIN_SENTENCES = 2
@@ -108,11 +114,17 @@ def sentences(docstring):
 
 
 def build(roots):
-    """(train documents, held-out documents): lists of lists of sentences, from the trees."""
+    """(train documents, held-out documents, counts) from the package trees.
+
+    Documents are lists of sentences, the trees' documents in the order of `roots`;
+    counts[split][i] is how many documents of `split` come from `roots[i]`.
+    """
     train, heldout, seen = [], [], set()
-    files = [path for root in roots for path in source_files(root)]
-    for index, path in enumerate(files):
-        target = heldout if index % HELDOUT_EVERY == HELDOUT_OFFSET else train
+    counts = {"train": [0] * len(roots), "heldout": [0] * len(roots)}
+    files = [(r, path) for r, root in enumerate(roots) for path in source_files(root)]
+    for index, (root_index, path) in enumerate(files):
+        split = "heldout" if index % HELDOUT_EVERY == HELDOUT_OFFSET else "train"
+        target = heldout if split == "heldout" else train
         source = path.read_text(encoding="utf-8", errors="replace")
         for doc in docstrings(source):
             lines = sentences(doc)
@@ -120,7 +132,8 @@ def build(roots):
             if len(lines) >= MIN_SENTENCES and key not in seen:
                 seen.add(key)
                 target.append(lines)
-    return train, heldout
+                counts[split][root_index] += 1
+    return train, heldout, counts
 
 
 def write_documents(path, documents):
@@ -149,18 +162,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--roots", nargs="*", default=None,
                         help="package folders, in order (default: stdlib, scikit-learn)")
+    parser.add_argument("--names", nargs="*", default=None,
+                        help="a short name per root (default: stdlib, sklearn)")
     parser.add_argument("--output_dir", default=str(HERE))
     args = parser.parse_args()
     roots = args.roots or default_roots()
-    train, heldout = build(roots)
+    names = args.names or SOURCE_NAMES[:len(roots)]
+    train, heldout, counts = build(roots)
     out = pathlib.Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, docs in (("docstrings_train.txt.gz", train), ("docstrings_heldout.txt.gz", heldout)):
+    manifest = {"python": sys.version.split()[0], "sources": names, "files": {}}
+    for split, docs in (("train", train), ("heldout", heldout)):
+        name = f"docstrings_{split}.txt.gz"
         size = write_documents(out / name, docs)
-        lines = sum(len(d) for d in docs)
-        print(f"{out / name}: {len(docs)} documents, {lines} sentences, {size / 1e6:.2f} MB "
-              f"of text")
+        data = (out / name).read_bytes()
+        manifest["files"][name] = {
+            "documents": len(docs), "sentences": sum(len(d) for d in docs),
+            "text_bytes": size, "sha256": hashlib.sha256(data).hexdigest(),
+            # Documents are in source order: the first n0 from sources[0], and so on.
+            "documents_per_source": dict(zip(names, counts[split]))}
+        print(f"{out / name}: {len(docs)} documents "
+              f"({', '.join(f'{n} {c}' for n, c in zip(names, counts[split]))}), "
+              f"{manifest['files'][name]['sentences']} sentences, {size / 1e6:.2f} MB of text")
+    _write_json(out / "MANIFEST.json", manifest)
     print(f"from Python {sys.version.split()[0]}: {', '.join(map(str, roots))}")
+
+
+def _write_json(path, value):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
