@@ -25,20 +25,10 @@ from absl import logging
 from albert_tf import cli
 
 
-def _define(definer, name, *args, **kwargs):
-    # Tests may define the flags of several scripts in one process; define each once.
-    if name not in flags.FLAGS:
-        definer(name, *args, **kwargs)
-
-
 def define_flags():
     """All flags of run_classifier.py: the original's, the shared runtime ones, the tsv task's."""
-    cli.define_common_flags()
-    cli.define_tokenizer_flags()
-    cli.define_tpu_flags()
-    cli.define_runtime_flags()
-    cli.define_training_flags()
-    f = flags
+    cli.define_finetuning_flags()
+    f, _define = flags, cli.define_flag
     _define(f.DEFINE_string, "data_dir", None,
             "The GLUE root: the folder holding MNLI/, QQP/, ... (and diagnostic/), as "
             "download_glue_data.py writes it. For --task_name=tsv, the folder of train.tsv, "
@@ -51,9 +41,6 @@ def define_flags():
             "Where the converted train/dev/test features are cached as TFRecords (default: "
             "--output_dir). A cache is reused only for the same task, split, data, "
             "--max_seq_length and tokenizer.")
-    _define(f.DEFINE_string, "albert_hub_module_handle", None,
-            "Folder of a downloaded ALBERT TF-Hub module: its weights are the warm start "
-            "(unless --init_checkpoint is set) and its SentencePiece model the vocabulary.")
     _define(f.DEFINE_integer, "max_seq_length", 512,
             "Tokens per example after SentencePiece; longer inputs are truncated (the longer "
             "text of a pair first), shorter ones padded.")
@@ -66,7 +53,6 @@ def define_flags():
             "submission files.")
     _define(f.DEFINE_integer, "train_batch_size", 32, "Total batch size for training.")
     _define(f.DEFINE_integer, "eval_batch_size", 8, "Total batch size for eval.")
-    _define(f.DEFINE_integer, "predict_batch_size", 8, "Total batch size for predict.")
     _define(f.DEFINE_float, "learning_rate", 5e-5, "The peak learning rate for AdamW/LAMB.")
     _define(f.DEFINE_integer, "train_step", 1000,
             "Total number of training steps (the learning rate decays to 0 there).")
@@ -84,9 +70,6 @@ def define_flags():
     _define(f.DEFINE_float, "threshold_to_export", float("nan"),
             "If set, a constant 'threshold' output with this value is added to the "
             "exported model's signature.")
-    _define(f.DEFINE_float, "eval_wait_seconds", 0,
-            "An evaluation-only run (--do_eval without --do_train) waits this long for a "
-            "training run in the same --output_dir to write a new checkpoint.")
     # The tsv task.
     _define(f.DEFINE_string, "text_a_column", "0",
             "tsv task: column of the first text (0-based index, or header name).")
@@ -101,33 +84,25 @@ def define_flags():
             "tsv task: whether each file starts with a header row.")
 
 
-def _settings_from_flags(values, on_tpu):
-    from albert_tf.finetuning import FinetuningSettings
+def settings_from_flags(values):
+    """(FinetuningSettings, ClassifierSettings, config file) from the flag values."""
     from albert_tf.tasks.glue import ClassifierSettings
-    settings = FinetuningSettings(
-        output_dir=values.output_dir, init_checkpoint=values.init_checkpoint or None,
-        max_seq_length=values.max_seq_length, train_batch_size=values.train_batch_size,
-        eval_batch_size=values.eval_batch_size, predict_batch_size=values.predict_batch_size,
-        learning_rate=values.learning_rate, train_step=values.train_step,
-        warmup_step=values.warmup_step, save_checkpoints_steps=values.save_checkpoints_steps,
+    init_checkpoint, spm_model_file, config_file = cli.model_files_from_flags(values)
+    settings = cli.finetuning_settings_from_flags(
+        values, init_checkpoint, eval_batch_size=values.eval_batch_size,
+        train_step=values.train_step, warmup_step=values.warmup_step,
         keep_checkpoint_max=values.keep_checkpoint_max,
-        iterations_per_loop=values.iterations_per_loop, optimizer=values.optimizer,
-        use_one_hot_embeddings=on_tpu, mixed_precision=values.mixed_precision,
-        jit_compile=values.jit_compile,
-        gradient_accumulation_steps=values.gradient_accumulation_steps,
-        bias_correction=values.bias_correction, log_steps=values.log_steps,
-        seed=values.seed, peak_tflops=values.peak_tflops,
-        eval_wait_seconds=values.eval_wait_seconds)
+        iterations_per_loop=values.iterations_per_loop, optimizer=values.optimizer)
     classifier = ClassifierSettings(
         task_name=values.task_name, data_dir=values.data_dir,
-        spm_model_file=values.spm_model_file, vocab_file=values.vocab_file,
+        spm_model_file=spm_model_file, vocab_file=values.vocab_file,
         do_lower_case=values.do_lower_case, cached_dir=values.cached_dir,
         do_train=values.do_train, do_eval=values.do_eval, do_predict=values.do_predict,
         export_dir=values.export_dir, threshold_to_export=values.threshold_to_export,
         text_a_column=values.text_a_column, text_b_column=values.text_b_column,
         label_column=values.label_column, labels=tuple(values.labels or ()),
         tsv_header=values.tsv_header)
-    return settings, classifier
+    return settings, classifier, config_file
 
 
 def main(argv):
@@ -137,26 +112,13 @@ def main(argv):
     values = flags.FLAGS
     with cli.user_errors():
         from albert_tf.config import AlbertConfig
-        from albert_tf.finetuning import resolve_hub_module
         from albert_tf.tasks.glue import run_classifier
         from albert_tf.training import SettingsError
 
-        if not values.albert_config_file and not values.albert_hub_module_handle:
-            raise SettingsError("At least one of --albert_config_file and "
-                                "--albert_hub_module_handle must be set.")
-        on_tpu = values.use_tpu or values.distribution_strategy == "tpu"
-        settings, classifier = _settings_from_flags(values, on_tpu)
-        config_file = values.albert_config_file
-        if values.albert_hub_module_handle:
-            weights, spm_model, hub_config = resolve_hub_module(
-                values.albert_hub_module_handle)
-            settings.init_checkpoint = settings.init_checkpoint or weights
-            if spm_model:
-                classifier.spm_model_file = spm_model
-            config_file = config_file or hub_config
-            if not config_file:
-                raise SettingsError("The hub module has no assets/albert_config.json: "
-                                    "pass --albert_config_file too.")
+        settings, classifier, config_file = settings_from_flags(values)
+        if not config_file:
+            raise SettingsError("Set --albert_config_file, or --albert_hub_module_handle to "
+                                "a module with assets/albert_config.json.")
         config = AlbertConfig.from_json_file(config_file)
         strategy = cli.strategy_from_flags(values)
         outcome = run_classifier(config, settings, classifier, strategy)
@@ -164,6 +126,7 @@ def main(argv):
         if result is not None and result.best_step is not None:
             print(f"Best checkpoint: step {result.best_step}, {result.metric_key} = "
                   f"{result.best_value:.4f} ({values.output_dir}/eval_results.txt)")
+
 
 if __name__ == "__main__":
     define_flags()

@@ -26,20 +26,10 @@ from absl import logging
 from albert_tf import cli
 
 
-def _define(definer, name, *args, **kwargs):
-    # Tests may load this module more than once in a process; define each flag once.
-    if name not in flags.FLAGS:
-        definer(name, *args, **kwargs)
-
-
 def define_race_flags():
     """All flags of the original run_race.py, plus the new ones."""
-    cli.define_common_flags()
-    cli.define_tokenizer_flags()
-    cli.define_tpu_flags()
-    cli.define_runtime_flags()
-    cli.define_training_flags()
-    f = flags
+    cli.define_finetuning_flags()
+    f, _define = flags, cli.define_flag
     _define(f.DEFINE_string, "data_dir", None,
             "The folder holding RACE/ (RACE/train, RACE/dev, RACE/test, each with middle/ "
             "and high/).")
@@ -52,10 +42,6 @@ def define_race_flags():
     _define(f.DEFINE_string, "predict_file", None,
             "TFRecord cache of the test features: built if missing, else reused (the "
             "original ignored this flag and always rebuilt output_dir/predict.tf_record).")
-    _define(f.DEFINE_string, "albert_hub_module_handle", None,
-            "Folder of a downloaded ALBERT TF-Hub module to start from instead of "
-            "--init_checkpoint (its SentencePiece model and config are used if the flags "
-            "for them are unset).")
     _define(f.DEFINE_float, "dropout_prob", 0.1,
             "Dropout on the pooled output in the head (the encoder's come from "
             "--albert_config_file).")
@@ -77,7 +63,6 @@ def define_race_flags():
     _define(f.DEFINE_integer, "train_batch_size", 32, "Total batch size (questions) for "
             "training.")
     _define(f.DEFINE_integer, "eval_batch_size", 8, "Total batch size for eval.")
-    _define(f.DEFINE_integer, "predict_batch_size", 8, "Total batch size for predict.")
     _define(f.DEFINE_float, "learning_rate", 1e-5, "The peak learning rate of AdamW.")
     _define(f.DEFINE_integer, "train_step", 12000,
             "Training steps; the learning rate decays linearly to 0 there.")
@@ -92,41 +77,21 @@ def define_race_flags():
     _define(f.DEFINE_string, "cached_dir", None,
             "Where the keyed feature files go when --train_file etc. are unset (default: "
             "--output_dir); share it between runs to convert once.")
-    _define(f.DEFINE_float, "eval_wait_seconds", 0.0,
-            "--do_eval without --do_train: how long to wait for new checkpoints of a "
-            "training run still going on (the original waited forever).")
 
 
 def settings_from_flags(values):
     """(FinetuningSettings, RaceSettings, config file) from the flag values."""
-    from albert_tf import finetuning
     from albert_tf.tasks.race import RaceSettings
-    init_checkpoint = values.init_checkpoint
-    spm_model_file, config_file = values.spm_model_file, values.albert_config_file
-    if values.albert_hub_module_handle:
-        prefix, hub_spm, hub_config = finetuning.resolve_hub_module(
-            values.albert_hub_module_handle)
-        init_checkpoint = init_checkpoint or prefix
-        spm_model_file = spm_model_file or hub_spm
-        config_file = config_file or hub_config
-    on_tpu = values.use_tpu or values.distribution_strategy == "tpu"
+    init_checkpoint, spm_model_file, config_file = cli.model_files_from_flags(values)
     iterations_per_loop = values.iterations_per_loop
     if values.do_train:
         # As the original: a training loop never runs past a checkpoint.
         iterations_per_loop = min(iterations_per_loop, values.save_checkpoints_steps)
-    settings = finetuning.FinetuningSettings(
-        output_dir=values.output_dir, init_checkpoint=init_checkpoint,
-        max_seq_length=values.max_seq_length, train_batch_size=values.train_batch_size,
-        eval_batch_size=values.eval_batch_size, predict_batch_size=values.predict_batch_size,
-        learning_rate=values.learning_rate, train_step=values.train_step,
-        warmup_step=values.warmup_step, save_checkpoints_steps=values.save_checkpoints_steps,
+    settings = cli.finetuning_settings_from_flags(
+        values, init_checkpoint, eval_batch_size=values.eval_batch_size,
+        train_step=values.train_step, warmup_step=values.warmup_step,
         keep_checkpoint_max=values.num_keep_checkpoint,
-        iterations_per_loop=iterations_per_loop, optimizer="adamw",
-        use_one_hot_embeddings=on_tpu, mixed_precision=values.mixed_precision,
-        jit_compile=values.jit_compile,
-        gradient_accumulation_steps=values.gradient_accumulation_steps,
-        bias_correction=values.bias_correction, log_steps=values.log_steps, seed=values.seed,
-        peak_tflops=values.peak_tflops, eval_wait_seconds=values.eval_wait_seconds)
+        iterations_per_loop=iterations_per_loop, optimizer="adamw")
     race = RaceSettings(
         data_dir=values.data_dir, spm_model_file=spm_model_file,
         vocab_file=values.vocab_file, do_lower_case=values.do_lower_case,

@@ -29,20 +29,10 @@ from absl import logging
 from albert_tf import cli
 
 
-def _define(definer, name, *args, **kwargs):
-    # The v1/v2 aliases and tests may load this module more than once in a process.
-    if name not in flags.FLAGS:
-        definer(name, *args, **kwargs)
-
-
 def define_squad_flags():
     """All flags of the original run_squad_v1.py and run_squad_v2.py, plus the new ones."""
-    cli.define_common_flags()
-    cli.define_tokenizer_flags()
-    cli.define_tpu_flags()
-    cli.define_runtime_flags()
-    cli.define_training_flags()
-    f = flags
+    cli.define_finetuning_flags()
+    f, _define = flags, cli.define_flag
     _define(f.DEFINE_enum, "squad_version", None, ["1.1", "2.0"],
             "1.1: the span head of run_squad_v1.py (never answers null). 2.0: the beam and "
             "answerability head of run_squad_v2.py (null answers, threshold tuned on "
@@ -59,10 +49,6 @@ def define_squad_flags():
     _define(f.DEFINE_string, "predict_feature_left_file", None,
             "Cache of what post-processing needs of the prediction features (a pickle): "
             "written if missing, else read. The original's files are read too.")
-    _define(f.DEFINE_string, "albert_hub_module_handle", None,
-            "Folder of a downloaded ALBERT TF-Hub module to start from instead of "
-            "--init_checkpoint (its SentencePiece model and config are used if the flags "
-            "for them are unset).")
     _define(f.DEFINE_integer, "max_seq_length", 384,
             "Tokens per window (question + context piece window + 3 special tokens); "
             "shorter windows are padded.")
@@ -75,7 +61,6 @@ def define_squad_flags():
             "Whether to predict and score --predict_file (every checkpoint; the best is "
             "kept).")
     _define(f.DEFINE_integer, "train_batch_size", 32, "Global batch size for training.")
-    _define(f.DEFINE_integer, "predict_batch_size", 8, "Global batch size for prediction.")
     _define(f.DEFINE_float, "learning_rate", 5e-5, "The peak learning rate of AdamW.")
     _define(f.DEFINE_float, "num_train_epochs", 3.0,
             "Epochs over the training questions (steps = questions / batch x epochs, "
@@ -102,38 +87,18 @@ def define_squad_flags():
     _define(f.DEFINE_string, "export_dir", None,
             "Export the best checkpoint there as a SavedModel (serving_default: input_ids, "
             "input_mask, segment_ids [and p_mask for v2.0] -> the head's outputs).")
-    _define(f.DEFINE_float, "eval_wait_seconds", 0.0,
-            "--do_predict without --do_train: how long to wait for new checkpoints of a "
-            "training run still going on (the original waited forever, 60 s at a time).")
 
 
 def settings_from_flags(values):
-    """(FinetuningSettings, SquadSettings, checkpoint, spm model, config file) from flags."""
-    from albert_tf import finetuning
+    """(FinetuningSettings, SquadSettings, config file) from the flag values."""
     from albert_tf.tasks.squad_training import SquadSettings
-    init_checkpoint = values.init_checkpoint or None
-    spm_model_file, config_file = values.spm_model_file, values.albert_config_file
-    if values.albert_hub_module_handle:
-        prefix, hub_spm, hub_config = finetuning.resolve_hub_module(
-            values.albert_hub_module_handle)
-        init_checkpoint = init_checkpoint or prefix
-        spm_model_file = spm_model_file or hub_spm
-        config_file = config_file or hub_config
-    on_tpu = values.use_tpu or values.distribution_strategy == "tpu"
-    settings = finetuning.FinetuningSettings(
-        output_dir=values.output_dir, init_checkpoint=init_checkpoint,
-        max_seq_length=values.max_seq_length, train_batch_size=values.train_batch_size,
-        eval_batch_size=values.predict_batch_size,
-        predict_batch_size=values.predict_batch_size, learning_rate=values.learning_rate,
-        save_checkpoints_steps=values.save_checkpoints_steps,
+    init_checkpoint, spm_model_file, config_file = cli.model_files_from_flags(values)
+    settings = cli.finetuning_settings_from_flags(
+        values, init_checkpoint, eval_batch_size=values.predict_batch_size,
         keep_checkpoint_max=values.keep_checkpoint_max,
         # As the original: a training loop never runs past a checkpoint.
         iterations_per_loop=min(values.iterations_per_loop, values.save_checkpoints_steps),
-        optimizer="adamw", use_one_hot_embeddings=on_tpu,
-        mixed_precision=values.mixed_precision, jit_compile=values.jit_compile,
-        gradient_accumulation_steps=values.gradient_accumulation_steps,
-        bias_correction=values.bias_correction, log_steps=values.log_steps, seed=values.seed,
-        peak_tflops=values.peak_tflops, eval_wait_seconds=values.eval_wait_seconds)
+        optimizer="adamw")
     squad_settings = SquadSettings(
         squad_version=values.squad_version, train_file=values.train_file,
         predict_file=values.predict_file, train_feature_file=values.train_feature_file,

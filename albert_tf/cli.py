@@ -23,85 +23,85 @@ from absl import logging
 from albert_tf import training
 
 
-def _define(definer, name, *args, **kwargs):
-    # Several scripts share a process in tests; define each flag once.
+def define_flag(definer, name, *args, **kwargs):
+    """`definer(name, ...)` unless the flag exists: scripts (and tests) may share a process."""
     if name not in flags.FLAGS:
         definer(name, *args, **kwargs)
 
 
 def define_common_flags():
     """`albert_config_file`, `init_checkpoint`, `output_dir` (every original script has them)."""
-    _define(flags.DEFINE_string, "albert_config_file", None,
+    define_flag(flags.DEFINE_string, "albert_config_file", None,
             "The config JSON of the ALBERT model (its architecture).")
-    _define(flags.DEFINE_string, "init_checkpoint", None,
+    define_flag(flags.DEFINE_string, "init_checkpoint", None,
             "Initial checkpoint in the original format, usually from a pretrained ALBERT "
             "(weights only; optimizer moments and the step start afresh).")
-    _define(flags.DEFINE_string, "output_dir", None,
+    define_flag(flags.DEFINE_string, "output_dir", None,
             "Where checkpoints, summaries and results are written.")
 
 
 def define_tokenizer_flags():
     """`spm_model_file`, `vocab_file`, `do_lower_case` (the fine-tuning scripts')."""
-    _define(flags.DEFINE_string, "spm_model_file", None,
+    define_flag(flags.DEFINE_string, "spm_model_file", None,
             "The SentencePiece model of the ALBERT vocabulary.")
-    _define(flags.DEFINE_string, "vocab_file", None,
+    define_flag(flags.DEFINE_string, "vocab_file", None,
             "A WordPiece vocabulary file (used when no SentencePiece model is given).")
-    _define(flags.DEFINE_bool, "do_lower_case", True,
+    define_flag(flags.DEFINE_bool, "do_lower_case", True,
             "Lower-case the input (True for the uncased released models).")
 
 
 def define_tpu_flags():
     """The original's TPU flags: use_tpu, tpu_name, tpu_zone, gcp_project, master,
     num_tpu_cores, iterations_per_loop."""
-    _define(flags.DEFINE_bool, "use_tpu", False,
+    define_flag(flags.DEFINE_bool, "use_tpu", False,
             "Train on a TPU (same as --distribution_strategy=tpu); also looks embeddings up "
             "with one-hot matmuls, as the original does on TPUs.")
-    _define(flags.DEFINE_string, "tpu_name", None,
+    define_flag(flags.DEFINE_string, "tpu_name", None,
             "The Cloud TPU: a name, or a grpc://ip.address.of.tpu:8470 URL.")
-    _define(flags.DEFINE_string, "tpu_zone", None,
+    define_flag(flags.DEFINE_string, "tpu_zone", None,
             "[Optional] GCE zone of the Cloud TPU (detected from metadata if unset).")
-    _define(flags.DEFINE_string, "gcp_project", None,
+    define_flag(flags.DEFINE_string, "gcp_project", None,
             "[Optional] GCP project of the Cloud TPU (detected from metadata if unset).")
-    _define(flags.DEFINE_string, "master", None,
+    define_flag(flags.DEFINE_string, "master", None,
             "[Optional] TensorFlow master URL (a TPU address, used if --tpu_name is unset).")
-    _define(flags.DEFINE_integer, "num_tpu_cores", 8,
+    define_flag(flags.DEFINE_integer, "num_tpu_cores", 8,
             "TPU cores to use; TPUStrategy uses every core of the TPU it connects to, so "
             "this is only checked against it.")
-    _define(flags.DEFINE_integer, "iterations_per_loop", 1000,
+    define_flag(flags.DEFINE_integer, "iterations_per_loop", 1000,
             "Train steps per call into the compiled loop (fewer host round trips). Progress "
             "logs and checkpoints also end a loop.")
 
 
 def define_runtime_flags():
     """Where and how to run: strategy, devices, precision, XLA."""
-    _define(flags.DEFINE_enum, "distribution_strategy", "one_device", list(training.STRATEGIES),
+    define_flag(flags.DEFINE_enum, "distribution_strategy", "one_device", list(training.STRATEGIES),
             "one_device: the first GPU, else the CPU. mirrored: all local GPUs (or every "
             "--num_cpu_devices CPU device). multi_worker_mirrored: the machines in the "
             "TF_CONFIG environment variable. tpu: the TPU of --tpu_name.")
-    _define(flags.DEFINE_integer, "num_gpus", None,
+    define_flag(flags.DEFINE_integer, "num_gpus", None,
             "Local GPUs to use (default: all visible; 0: run on the CPU).")
-    _define(flags.DEFINE_integer, "num_cpu_devices", 1,
+    define_flag(flags.DEFINE_integer, "num_cpu_devices", 1,
             "Split the CPU into this many logical devices, e.g. to try "
             "--distribution_strategy=mirrored without GPUs.")
-    _define(flags.DEFINE_enum, "mixed_precision", "none", sorted(training.PRECISION_POLICIES),
+    define_flag(flags.DEFINE_enum, "mixed_precision", "none", sorted(training.PRECISION_POLICIES),
             "Compute in bfloat16 (bf16) or float16 (fp16, with dynamic loss scaling); "
             "variables, losses and the optimizer stay float32.")
-    _define(flags.DEFINE_bool, "jit_compile", False,
+    define_flag(flags.DEFINE_bool, "jit_compile", False,
             "Compile the forward and backward pass with XLA.")
 
 
 def define_training_flags():
     """Training-loop options shared by pretraining and fine-tuning."""
-    _define(flags.DEFINE_integer, "gradient_accumulation_steps", 1,
+    define_flag(flags.DEFINE_integer, "gradient_accumulation_steps", 1,
             "Split each step's batch into this many micro-batches per replica and sum their "
             "gradients before one update: the same update with less memory.")
-    _define(flags.DEFINE_bool, "bias_correction", False,
+    define_flag(flags.DEFINE_bool, "bias_correction", False,
             "Use Adam's bias-corrected moments in AdamW/LAMB (the original has none).")
-    _define(flags.DEFINE_integer, "log_steps", 100,
+    define_flag(flags.DEFINE_integer, "log_steps", 100,
             "Log progress (losses, learning rate, examples/s, MFU, ETA) every N steps.")
-    _define(flags.DEFINE_integer, "seed", None,
+    define_flag(flags.DEFINE_integer, "seed", None,
             "Seed for the initial weights, dropout and the input order (default: random).")
-    _define(flags.DEFINE_float, "peak_tflops", None,
+    define_flag(flags.DEFINE_float, "peak_tflops", None,
             "Peak TFLOP/s per accelerator (or of the whole CPU) for the MFU figure; default "
             "from a table of known GPUs, or an estimate for the CPU.")
 
@@ -113,36 +113,94 @@ def define_pretraining_flags():
     define_runtime_flags()
     define_training_flags()
     f = flags
-    _define(f.DEFINE_string, "input_file", None,
+    define_flag(f.DEFINE_string, "input_file", None,
             "Input TFRecord files: comma-separated globs (quote them), e.g. "
             "'tfrecords/train-*'.")
-    _define(f.DEFINE_integer, "max_seq_length", 512,
+    define_flag(f.DEFINE_integer, "max_seq_length", 512,
             "Tokens per sequence; must match the data (create_pretraining_data's flag).")
-    _define(f.DEFINE_integer, "max_predictions_per_seq", 20,
+    define_flag(f.DEFINE_integer, "max_predictions_per_seq", 20,
             "Masked-LM predictions per sequence; must match the data.")
-    _define(f.DEFINE_bool, "do_train", True, "Whether to run training.")
-    _define(f.DEFINE_bool, "do_eval", False,
+    define_flag(f.DEFINE_bool, "do_train", True, "Whether to run training.")
+    define_flag(f.DEFINE_bool, "do_eval", False,
             "Whether to evaluate (on the training files, as the original).")
-    _define(f.DEFINE_integer, "train_batch_size", 4096,
+    define_flag(f.DEFINE_integer, "train_batch_size", 4096,
             "Global batch per update (over all replicas and accumulated micro-batches).")
-    _define(f.DEFINE_integer, "eval_batch_size", 64, "Global batch for evaluation.")
-    _define(f.DEFINE_enum, "optimizer", "lamb", ["adamw", "lamb"], "The optimizer.")
-    _define(f.DEFINE_float, "learning_rate", 0.00176, "The peak (initial) learning rate.")
-    _define(f.DEFINE_float, "poly_power", 1.0, "The power of the polynomial decay.")
-    _define(f.DEFINE_integer, "num_train_steps", 125000, "Number of training steps.")
-    _define(f.DEFINE_integer, "num_warmup_steps", 3125, "Number of warm-up steps.")
-    _define(f.DEFINE_integer, "start_warmup_step", 0, "The step at which warm-up starts.")
-    _define(f.DEFINE_integer, "save_checkpoints_steps", 5000,
+    define_flag(f.DEFINE_integer, "eval_batch_size", 64, "Global batch for evaluation.")
+    define_flag(f.DEFINE_enum, "optimizer", "lamb", ["adamw", "lamb"], "The optimizer.")
+    define_flag(f.DEFINE_float, "learning_rate", 0.00176, "The peak (initial) learning rate.")
+    define_flag(f.DEFINE_float, "poly_power", 1.0, "The power of the polynomial decay.")
+    define_flag(f.DEFINE_integer, "num_train_steps", 125000, "Number of training steps.")
+    define_flag(f.DEFINE_integer, "num_warmup_steps", 3125, "Number of warm-up steps.")
+    define_flag(f.DEFINE_integer, "start_warmup_step", 0, "The step at which warm-up starts.")
+    define_flag(f.DEFINE_integer, "save_checkpoints_steps", 5000,
             "Save a resumable checkpoint every N steps.")
-    _define(f.DEFINE_integer, "keep_checkpoint_max", 5, "How many checkpoints to keep.")
-    _define(f.DEFINE_integer, "max_eval_steps", 100, "Batches per evaluation.")
-    _define(f.DEFINE_bool, "init_from_group0", False,
+    define_flag(f.DEFINE_integer, "keep_checkpoint_max", 5, "How many checkpoints to keep.")
+    define_flag(f.DEFINE_integer, "max_eval_steps", 100, "Batches per evaluation.")
+    define_flag(f.DEFINE_bool, "init_from_group0", False,
             "Initialise every layer group's variables from group 0 of --init_checkpoint.")
-    _define(f.DEFINE_float, "masked_lm_budget", 0,
+    define_flag(f.DEFINE_float, "masked_lm_budget", 0,
             "The original's online-masking ratio; only 0 (offline masking) is supported.")
-    _define(f.DEFINE_integer, "export_original_every", 0,
+    define_flag(f.DEFINE_integer, "export_original_every", 0,
             "Also write an original-format model.ckpt-<step> every N steps (0: only at the "
             "end).")
+
+
+def define_finetuning_flags():
+    """The flags every fine-tuning script (run_classifier, run_squad, run_race) has besides
+    its task's: the common, tokenizer, TPU, runtime and training ones, the TF-Hub module,
+    the prediction batch and the evaluation-only wait."""
+    define_common_flags()
+    define_tokenizer_flags()
+    define_tpu_flags()
+    define_runtime_flags()
+    define_training_flags()
+    define_flag(flags.DEFINE_string, "albert_hub_module_handle", None,
+                "Folder of a downloaded ALBERT TF-Hub module to start from: its weights "
+                "(unless --init_checkpoint is set), its SentencePiece model (as the "
+                "original, it replaces --spm_model_file) and its config (unless "
+                "--albert_config_file is set).")
+    define_flag(flags.DEFINE_integer, "predict_batch_size", 8, "Total batch size for predict.")
+    define_flag(flags.DEFINE_float, "eval_wait_seconds", 0.0,
+                "An evaluation-only run (no --do_train) waits this long for a training run "
+                "in the same --output_dir to write a new checkpoint (the original waited "
+                "forever).")
+
+
+def on_tpu(values):
+    """Whether the flags ask for a TPU (`--use_tpu` or `--distribution_strategy=tpu`)."""
+    return getattr(values, "use_tpu", False) or values.distribution_strategy == "tpu"
+
+
+def model_files_from_flags(values):
+    """(init checkpoint, SentencePiece model, config file) of the flags, a TF-Hub module
+    (`--albert_hub_module_handle`) filling in the checkpoint and config left unset and
+    giving its SentencePiece model, as the original's `create_vocab` does."""
+    init_checkpoint = values.init_checkpoint or None
+    spm_model_file, config_file = values.spm_model_file, values.albert_config_file
+    if values.albert_hub_module_handle:
+        from albert_tf.finetuning import resolve_hub_module
+        prefix, hub_spm, hub_config = resolve_hub_module(values.albert_hub_module_handle)
+        init_checkpoint = init_checkpoint or prefix
+        spm_model_file = hub_spm or spm_model_file
+        config_file = config_file or hub_config
+    return init_checkpoint, spm_model_file, config_file
+
+
+def finetuning_settings_from_flags(values, init_checkpoint, **task_values):
+    """`FinetuningSettings` from the shared flags; `task_values` are the fields whose flags
+    differ between the scripts (batch sizes, steps, optimizer, ...)."""
+    from albert_tf.finetuning import FinetuningSettings
+    return FinetuningSettings(
+        output_dir=values.output_dir, init_checkpoint=init_checkpoint,
+        max_seq_length=values.max_seq_length, train_batch_size=values.train_batch_size,
+        predict_batch_size=values.predict_batch_size, learning_rate=values.learning_rate,
+        save_checkpoints_steps=values.save_checkpoints_steps,
+        use_one_hot_embeddings=on_tpu(values), mixed_precision=values.mixed_precision,
+        jit_compile=values.jit_compile,
+        gradient_accumulation_steps=values.gradient_accumulation_steps,
+        bias_correction=values.bias_correction, log_steps=values.log_steps,
+        seed=values.seed, peak_tflops=values.peak_tflops,
+        eval_wait_seconds=values.eval_wait_seconds, **task_values)
 
 
 def strategy_from_flags(values):
@@ -171,7 +229,6 @@ def strategy_from_flags(values):
 def pretraining_settings_from_flags(values):
     """`PretrainingSettings` from run_pretraining.py's flag values."""
     from albert_tf.pretraining import PretrainingSettings
-    on_tpu = values.use_tpu or values.distribution_strategy == "tpu"
     return PretrainingSettings(
         input_file=values.input_file, output_dir=values.output_dir,
         init_checkpoint=values.init_checkpoint, max_seq_length=values.max_seq_length,
@@ -185,7 +242,7 @@ def pretraining_settings_from_flags(values):
         keep_checkpoint_max=values.keep_checkpoint_max,
         iterations_per_loop=values.iterations_per_loop, max_eval_steps=values.max_eval_steps,
         init_from_group0=values.init_from_group0, masked_lm_budget=values.masked_lm_budget,
-        use_one_hot_embeddings=on_tpu, mixed_precision=values.mixed_precision,
+        use_one_hot_embeddings=on_tpu(values), mixed_precision=values.mixed_precision,
         jit_compile=values.jit_compile,
         gradient_accumulation_steps=values.gradient_accumulation_steps,
         bias_correction=values.bias_correction, log_steps=values.log_steps,

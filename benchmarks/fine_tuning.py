@@ -23,7 +23,6 @@ tf-models-official (tf_keras) is imported here only.
 """
 import os
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,8 +30,8 @@ from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import bench_common  # noqa: E402
 from albert_tf import finetuning  # noqa: E402
-from albert_tf.config import AlbertConfig  # noqa: E402
 from albert_tf.heads import AlbertClassifier  # noqa: E402
 from albert_tf.tasks import glue  # noqa: E402
 
@@ -49,14 +48,6 @@ flags.DEFINE_integer("rounds", 3,
                      "Measurements per side, alternating ours and theirs (so that a busy "
                      "machine slows both alike); the medians are reported.")
 
-
-def load_config(spec):
-    if spec == "cpu_small":
-        return AlbertConfig(vocab_size=30000, embedding_size=128, hidden_size=256,
-                            num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
-    if spec.endswith(".json"):
-        return AlbertConfig.from_json_file(spec)
-    return AlbertConfig.preset(spec, version=2)
 
 
 def make_batch(config, task, batch_size, seq_length):
@@ -90,27 +81,15 @@ def ours(config, task, batch, jit):
 
 def theirs(config, task, batch, jit):
     """(run(n)) for tf-models-official's BertClassifier on its AlbertEncoder, its AdamW."""
-    import tf_keras
-    from official.modeling import tf_utils
     from official.nlp import optimization
-    from official.nlp.modeling import models, networks
+    from official.nlp.modeling import models
 
-    initializer = tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
-    encoder = networks.AlbertEncoder(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        embedding_width=config.embedding_size, num_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        activation=tf_utils.get_activation(config.hidden_act),
-        dropout_rate=config.hidden_dropout_prob,
-        attention_dropout_rate=config.attention_probs_dropout_prob,
-        max_sequence_length=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size, initializer=initializer, dict_outputs=True)
+    initializer = bench_common.tfm_initializer(config)
+    encoder = bench_common.tfm_encoder(config)
     classifier = models.BertClassifier(encoder, num_classes=task.num_labels,
                                        initializer=initializer, dropout_rate=0.0)
     optimizer = optimization.create_optimizer(3e-5, 100000, 1000, optimizer_type="adamw")
-    inputs = {"input_word_ids": batch["input_ids"], "input_mask": batch["input_mask"],
-              "input_type_ids": batch["segment_ids"]}
+    inputs = bench_common.tfm_inputs(batch)
     classifier(inputs)
     variables = classifier.trainable_variables
     labels = batch["label_ids"]
@@ -127,49 +106,24 @@ def theirs(config, task, batch, jit):
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    step = tf.function(step, jit_compile=jit)
+    return bench_common.repeated(step, inputs, jit)
 
-    @tf.function
-    def loop(n):
-        total = step(inputs)
-        for _ in tf.range(n - 1):
-            total += step(inputs)
-        return total
-
-    return lambda n: float(loop(tf.constant(n)))
-
-
-def examples_per_second(run, batch_size, steps):
-    start = time.perf_counter()
-    run(steps)
-    return batch_size * steps / (time.perf_counter() - start)
 
 
 def main(_):
-    config = load_config(FLAGS.config)
+    config = bench_common.load_config(FLAGS.config)
     config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
     task = glue.get_task(FLAGS.task)
     B, T = FLAGS.batch_size, FLAGS.seq_length
     batch = make_batch(config, task, B, T)
-    print(f"config={FLAGS.config} (H={config.hidden_size} L={config.num_hidden_layers} "
-          f"V={config.vocab_size}) task={task.name} ({task.num_labels} output(s)) batch={B} "
-          f"seq={T} steps={FLAGS.steps} "
-          f"devices={[d.name for d in tf.config.list_logical_devices()]}")
+    print(f"{bench_common.describe(FLAGS.config, config)} task={task.name} "
+          f"({task.num_labels} output(s)) batch={B} seq={T} steps={FLAGS.steps} "
+          f"devices={bench_common.devices()}")
     for jit in [j.strip().lower() == "true" for j in FLAGS.jit]:
-        runs = {"albert_tf": ours(config, task, batch, jit),
-                "tf-models-official": theirs(config, task, batch, jit)}
-        for run in runs.values():
-            run(2)  # trace, compile and warm up
-        rates = {name: [] for name in runs}
-        for _ in range(FLAGS.rounds):
-            for name, run in runs.items():
-                rates[name].append(examples_per_second(run, B, FLAGS.steps))
-        ratios = [a / b for a, b in zip(rates["albert_tf"], rates["tf-models-official"])]
-        median = {name: float(np.median(values)) for name, values in rates.items()}
-        print(f"fine-tuning step jit={str(jit):5s} albert_tf {median['albert_tf']:8.2f} ex/s   "
-              f"tf-models-official {median['tf-models-official']:8.2f} ex/s   "
-              f"ratio {np.median(ratios):.2f}x (per round: "
-              f"{', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+        runs = {bench_common.OURS: ours(config, task, batch, jit),
+                bench_common.THEIRS: theirs(config, task, batch, jit)}
+        medians, ratios = bench_common.compare(runs, B, FLAGS.steps, FLAGS.rounds)
+        bench_common.print_comparison("fine-tuning step", jit, medians, ratios)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ tf-models-official (tf_keras) is imported here only, never in albert_tf.
         --seq_length=128 --max_predictions_per_seq=20 --steps=10
 """
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,8 +26,8 @@ from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import bench_common  # noqa: E402
 from albert_tf import training  # noqa: E402
-from albert_tf.config import AlbertConfig  # noqa: E402
 from albert_tf.heads import AlbertPretrainer  # noqa: E402
 from albert_tf.optimization import ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY, create_optimizer  # noqa
 from albert_tf.pretraining import (pretraining_batch_stats, pretraining_flops_per_example,  # noqa
@@ -46,14 +45,6 @@ flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
 flags.DEFINE_float("peak_tflops", None, "Peak TFLOP/s of the device for MFU (default: "
                    "albert_tf's table or CPU estimate).")
 
-
-def load_config(spec):
-    if spec == "cpu_small":
-        return AlbertConfig(vocab_size=30000, embedding_size=128, hidden_size=256,
-                            num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
-    if spec.endswith(".json"):
-        return AlbertConfig.from_json_file(spec)
-    return AlbertConfig.preset(spec, version=2)
 
 
 def make_batch(config, batch_size, seq_length, predictions):
@@ -95,19 +86,10 @@ def theirs(config, batch, jit):
     import tf_keras
     from official.modeling import tf_utils
     from official.modeling.optimization import lamb
-    from official.nlp.modeling import models, networks
+    from official.nlp.modeling import models
 
-    initializer = tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
-    encoder = networks.AlbertEncoder(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        embedding_width=config.embedding_size, num_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        activation=tf_utils.get_activation(config.hidden_act),
-        dropout_rate=config.hidden_dropout_prob,
-        attention_dropout_rate=config.attention_probs_dropout_prob,
-        max_sequence_length=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size, initializer=initializer, dict_outputs=True)
+    initializer = bench_common.tfm_initializer(config)
+    encoder = bench_common.tfm_encoder(config)
     pretrainer = models.BertPretrainerV2(
         encoder, mlm_activation=tf_utils.get_activation(config.hidden_act),
         mlm_initializer=initializer)
@@ -116,8 +98,7 @@ def theirs(config, batch, jit):
     sentence_order.build((None, config.hidden_size))
     optimizer = lamb.LAMB(learning_rate=1e-4, weight_decay_rate=0.01, epsilon=1e-6,
                           exclude_from_weight_decay=list(ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY))
-    inputs = {"input_word_ids": batch["input_ids"], "input_mask": batch["input_mask"],
-              "input_type_ids": batch["segment_ids"],
+    inputs = {**bench_common.tfm_inputs(batch),
               "masked_lm_positions": batch["masked_lm_positions"]}
     pretrainer(inputs)
     variables = pretrainer.trainable_variables + sentence_order.trainable_variables
@@ -138,27 +119,12 @@ def theirs(config, batch, jit):
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
-    step = tf.function(step, jit_compile=jit)
+    return bench_common.repeated(step, inputs, jit)
 
-    @tf.function
-    def loop(n):
-        total = step(inputs)
-        for _ in tf.range(n - 1):
-            total += step(inputs)
-        return total
-
-    return lambda n: float(loop(tf.constant(n)))
-
-
-def examples_per_second(run, batch_size, steps):
-    run(2)  # trace, compile and warm up
-    start = time.perf_counter()
-    run(steps)
-    return batch_size * steps / (time.perf_counter() - start)
 
 
 def main(_):
-    config = load_config(FLAGS.config)
+    config = bench_common.load_config(FLAGS.config)
     # Dropout off on both sides: the same computation.
     config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
     B, T, P = FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq
@@ -166,20 +132,17 @@ def main(_):
     flops = pretraining_flops_per_example(config, T, P)
     peak, peak_source = training.peak_flops_per_second(
         tf.distribute.get_strategy(), "none", FLAGS.peak_tflops)
-    print(f"config={FLAGS.config} (H={config.hidden_size} L={config.num_hidden_layers} "
-          f"V={config.vocab_size}) batch={B} seq={T} predictions={P} steps={FLAGS.steps} "
-          f"devices={[d.name for d in tf.config.list_logical_devices()]}")
+    print(f"{bench_common.describe(FLAGS.config, config)} batch={B} seq={T} predictions={P} "
+          f"steps={FLAGS.steps} devices={bench_common.devices()}")
     print(f"{flops / 1e9:.2f} GFLOPs per example (train); peak "
           + (f"{peak / 1e12:.3f} TFLOP/s ({peak_source})" if peak else peak_source))
     for jit in [j.strip().lower() == "true" for j in FLAGS.jit]:
-        rates = {}
-        for name, build in (("albert_tf", ours), ("tf-models-official", theirs)):
-            rates[name] = examples_per_second(build(config, batch, jit), B, FLAGS.steps)
-        ratio = rates["albert_tf"] / rates["tf-models-official"]
-        mfu = f"{100 * rates['albert_tf'] * flops / peak:.1f}%" if peak else "n/a"
-        print(f"train step jit={str(jit):5s} albert_tf {rates['albert_tf']:8.2f} ex/s   "
-              f"tf-models-official {rates['tf-models-official']:8.2f} ex/s   "
-              f"ratio {ratio:.2f}x   albert_tf MFU {mfu}", flush=True)
+        runs = {bench_common.OURS: ours(config, batch, jit),
+                bench_common.THEIRS: theirs(config, batch, jit)}
+        medians, ratios = bench_common.compare(runs, B, FLAGS.steps)
+        mfu = (f"{100 * medians[bench_common.OURS] * flops / peak:.1f}%" if peak else "n/a")
+        bench_common.print_comparison("train step", jit, medians, ratios,
+                                      extra=f"   albert_tf MFU {mfu}")
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ from absl import app, flags, logging  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import bench_common  # noqa: E402
 from albert_tf import finetuning  # noqa: E402
-from albert_tf.config import AlbertConfig  # noqa: E402
 from albert_tf.tasks import squad  # noqa: E402
 from albert_tf.tasks.squad_training import (SquadSettings, build_squad_model,  # noqa: E402
                                             squad_v1_loss)
@@ -253,14 +253,6 @@ def bench_features():
 # 2. Fine-tuning step
 # =========================================================================================
 
-def load_config(spec):
-    if spec == "cpu_small":
-        return AlbertConfig(vocab_size=30000, embedding_size=128, hidden_size=256,
-                            num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
-    if spec.endswith(".json"):
-        return AlbertConfig.from_json_file(spec)
-    return AlbertConfig.preset(spec, version=2)
-
 
 def make_batch(config, batch_size, seq_length):
     """Question + context windows: a quarter question, padding in half the rows."""
@@ -294,26 +286,14 @@ def ours(config, batch, jit):
 
 def theirs(config, batch, jit):
     """run(n) for tf-models-official's BertSpanLabeler on its AlbertEncoder, its AdamW."""
-    import tf_keras
-    from official.modeling import tf_utils
     from official.nlp import optimization
-    from official.nlp.modeling import models, networks
+    from official.nlp.modeling import models
 
-    initializer = tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
-    encoder = networks.AlbertEncoder(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        embedding_width=config.embedding_size, num_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        activation=tf_utils.get_activation(config.hidden_act),
-        dropout_rate=config.hidden_dropout_prob,
-        attention_dropout_rate=config.attention_probs_dropout_prob,
-        max_sequence_length=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size, initializer=initializer, dict_outputs=True)
+    initializer = bench_common.tfm_initializer(config)
+    encoder = bench_common.tfm_encoder(config)
     labeler = models.BertSpanLabeler(encoder, initializer=initializer)
     optimizer = optimization.create_optimizer(3e-5, 100000, 1000, optimizer_type="adamw")
-    inputs = {"input_word_ids": batch["input_ids"], "input_mask": batch["input_mask"],
-              "input_type_ids": batch["segment_ids"]}
+    inputs = bench_common.tfm_inputs(batch)
     labeler(inputs)
     variables = labeler.trainable_variables
 
@@ -331,47 +311,23 @@ def theirs(config, batch, jit):
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    step = tf.function(step, jit_compile=jit)
+    return bench_common.repeated(step, inputs, jit)
 
-    @tf.function
-    def loop(n):
-        total = step(inputs)
-        for _ in tf.range(n - 1):
-            total += step(inputs)
-        return total
-
-    return lambda n: float(loop(tf.constant(n)))
-
-
-def examples_per_second(run, batch_size, steps):
-    start = time.perf_counter()
-    run(steps)
-    return batch_size * steps / (time.perf_counter() - start)
 
 
 def bench_train():
-    config = load_config(FLAGS.config)
+    config = bench_common.load_config(FLAGS.config)
     config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
     B, T = FLAGS.batch_size, FLAGS.seq_length
     batch = make_batch(config, B, T)
-    print(f"fine-tuning config={FLAGS.config} (H={config.hidden_size} "
-          f"L={config.num_hidden_layers} V={config.vocab_size}) batch={B} seq={T} "
-          f"steps={FLAGS.steps} devices={[d.name for d in tf.config.list_logical_devices()]}")
+    print(f"fine-tuning {bench_common.describe(FLAGS.config, config)} batch={B} seq={T} "
+          f"steps={FLAGS.steps} devices={bench_common.devices()}")
     for jit in [j.strip().lower() == "true" for j in FLAGS.jit]:
-        runs = {"albert_tf": ours(config, batch, jit),
-                "tf-models-official": theirs(config, batch, jit)}
-        for run in runs.values():
-            run(2)  # trace, compile and warm up
-        rates = {name: [] for name in runs}
-        for _ in range(FLAGS.rounds):
-            for name, run in runs.items():
-                rates[name].append(examples_per_second(run, B, FLAGS.steps))
-        ratios = [a / b for a, b in zip(rates["albert_tf"], rates["tf-models-official"])]
-        median = {name: float(np.median(values)) for name, values in rates.items()}
-        print(f"SQuAD v1.1 step jit={str(jit):5s} albert_tf {median['albert_tf']:8.2f} ex/s   "
-              f"BertSpanLabeler {median['tf-models-official']:8.2f} ex/s   "
-              f"ratio {np.median(ratios):.2f}x (per round: "
-              f"{', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+        runs = {bench_common.OURS: ours(config, batch, jit),
+                bench_common.THEIRS: theirs(config, batch, jit)}
+        medians, ratios = bench_common.compare(runs, B, FLAGS.steps, FLAGS.rounds)
+        bench_common.print_comparison("SQuAD v1.1 step", jit, medians, ratios,
+                                      theirs_name="BertSpanLabeler")
 
 
 def main(_):

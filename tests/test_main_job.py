@@ -237,7 +237,7 @@ def test_classifier_commands_give_the_same_settings(quick_run, monkeypatch):
         argv = shlex.split(line)
         assert argv[:2] == ["python", "run_classifier.py"]
         values = _parse(argv[2:])
-        parsed, parsed_classifier = run_classifier._settings_from_flags(values, on_tpu=False)
+        parsed, parsed_classifier, _ = run_classifier.settings_from_flags(values)
         init = path_of(run_dir, manifests["pretrain"]["files"][key])
         want, want_classifier = main_job.classifier_settings(job, run, init)
         for obj in (parsed, want):

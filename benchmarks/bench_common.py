@@ -1,0 +1,108 @@
+"""What the model benchmarks share: configs, tf-models-official's encoder, timing, ratios.
+
+Each benchmark script builds `run(n)` callables (n training or inference steps) for albert_tf
+and for tf-models-official on the same config and batch, then `compare` times them in
+alternating rounds, so that a busy machine slows both alike, and `print_comparison` prints
+the medians and the ratio ours / theirs.
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from albert_tf.config import AlbertConfig
+
+OURS, THEIRS = "albert_tf", "tf-models-official"
+
+
+def load_config(spec):
+    """A preset name (base, large, xlarge, xxlarge; v2), a JSON file, or `cpu_small`
+    (H 256, 4 layers, V 30000: a size a CPU measures in minutes)."""
+    if spec == "cpu_small":
+        return AlbertConfig(vocab_size=30000, embedding_size=128, hidden_size=256,
+                            num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+    if spec.endswith(".json"):
+        return AlbertConfig.from_json_file(spec)
+    return AlbertConfig.preset(spec, version=2)
+
+
+def describe(name, config):
+    return (f"config={name} (H={config.hidden_size} L={config.num_hidden_layers} "
+            f"V={config.vocab_size})")
+
+
+def devices():
+    return [d.name for d in tf.config.list_logical_devices()]
+
+
+def tfm_initializer(config):
+    import tf_keras
+    return tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+def tfm_encoder(config):
+    """tf-models-official's AlbertEncoder with the same hyper-parameters (tf_keras)."""
+    from official.modeling import tf_utils
+    from official.nlp.modeling import networks
+    return networks.AlbertEncoder(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+        embedding_width=config.embedding_size, num_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        activation=tf_utils.get_activation(config.hidden_act),
+        dropout_rate=config.hidden_dropout_prob,
+        attention_dropout_rate=config.attention_probs_dropout_prob,
+        max_sequence_length=config.max_position_embeddings,
+        type_vocab_size=config.type_vocab_size, initializer=tfm_initializer(config),
+        dict_outputs=True)
+
+
+def tfm_inputs(batch):
+    """tf-models-official's input names for a batch of ours."""
+    return {"input_word_ids": batch["input_ids"], "input_mask": batch["input_mask"],
+            "input_type_ids": batch["segment_ids"]}
+
+
+def repeated(step, inputs, jit):
+    """run(n): `step(inputs)` n times in one graph call (as a training loop runs it)."""
+    step = tf.function(step, jit_compile=jit)
+
+    @tf.function
+    def loop(n):
+        total = step(inputs)
+        for _ in tf.range(n - 1):
+            total += step(inputs)
+        return total
+
+    return lambda n: float(loop(tf.constant(n)))
+
+
+def examples_per_second(run, batch_size, steps):
+    start = time.perf_counter()
+    run(steps)
+    return batch_size * steps / (time.perf_counter() - start)
+
+
+def compare(runs, batch_size, steps, rounds=1):
+    """({name: median examples/s}, [ratio ours / theirs per round]) of {name: run(n)}.
+
+    Each run is first called for 2 steps (tracing, compilation, warm-up); then `rounds`
+    measurements of `steps` steps alternate between the runs.
+    """
+    for run in runs.values():
+        run(2)
+    rates = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            rates[name].append(examples_per_second(run, batch_size, steps))
+    ratios = [a / b for a, b in zip(rates[OURS], rates[THEIRS])]
+    return {name: float(np.median(values)) for name, values in rates.items()}, ratios
+
+
+def print_comparison(label, jit, medians, ratios, theirs_name=THEIRS, extra=""):
+    rounds = (f" (per round: {', '.join(f'{r:.2f}' for r in ratios)})"
+              if len(ratios) > 1 else "")
+    print(f"{label} jit={str(jit):5s} {OURS} {medians[OURS]:8.2f} ex/s   "
+          f"{theirs_name} {medians[THEIRS]:8.2f} ex/s   "
+          f"ratio {np.median(ratios):.2f}x{rounds}{extra}", flush=True)
