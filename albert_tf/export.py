@@ -41,7 +41,9 @@ signature also returns every output of the head that its inputs allow:
   order, 1 = swapped) everywhere, and `mlm_logits` in `mlm`;
 - head "classifier": `logits` [B, C]; for classification `probabilities` [B, C] and
   `predictions` [B] (int32 class id), plus `labels` [B] (class names) when they are given;
-  for regression (C = 1) `predictions` [B] (the score).
+  for regression (C = 1) `predictions` [B] (the score) and, as the original, the same score
+  as `probabilities` [B, 1]; with a `threshold` (run_classifier's `--threshold_to_export`)
+  also `threshold` [B], that constant per row.
 
 Texts are packed as the original classifier scripts pack them (`[CLS] a [SEP] b [SEP]`, the
 original truncation, zero padding to `max_seq_length`) by
@@ -79,6 +81,7 @@ Both exports are written under a temporary name beside the target and renamed wh
 """
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -205,12 +208,14 @@ class AlbertServingModule(tf.Module):
         SentencePiece model returned by `tokenization_info`.
       do_lower_case: what `tokenization_info` reports (the tokenizer's setting).
       labels: class names of a classifier (optional).
+      threshold: a classifier's decision threshold, returned as a constant output.
 
     The functions (each takes one dict; see the module docstring): `tokens`,
     `tokens_training`, `text`, and for head "mlm" `mlm` and `sop`; `tokenization_info()`.
     """
 
-    def __init__(self, model, tokenizer, asset_files, do_lower_case, labels=None):
+    def __init__(self, model, tokenizer, asset_files, do_lower_case, labels=None,
+                 threshold=None):
         super().__init__(name="albert_serving")
         self.head = head_of(model)
         self.model = model
@@ -230,6 +235,8 @@ class AlbertServingModule(tf.Module):
         self._labels = (tf.constant(labels) if labels is not None and self.head == "classifier"
                         else None)
         self._regression = self.head == "classifier" and num_labels == 1
+        self._threshold = (None if threshold is None or self.head != "classifier"
+                           else float(threshold))
 
         token_specs = {name: _ids_spec(name) for name in TOKEN_INPUTS}
         # === Functions taking one dict (Python, Keras' TFSMLayer) ===
@@ -284,7 +291,11 @@ class AlbertServingModule(tf.Module):
         logits = (tf.matmul(pooled, classifier.output_weights, transpose_b=True)
                   + classifier.output_bias)
         result["logits"] = logits
+        if self._threshold is not None:
+            result["threshold"] = tf.fill(tf.shape(logits)[:1],
+                                          tf.constant(self._threshold, tf.float32))
         if self._regression:
+            result["probabilities"] = logits
             result["predictions"] = tf.squeeze(logits, -1)
             return result
         result["probabilities"] = tf.nn.softmax(logits, axis=-1)
@@ -391,7 +402,7 @@ def _companion_vocab(spm_model_file):
 
 def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq_length=128,
                        head=None, labels=None, text_pair=False, versioned=False,
-                       overwrite=False):
+                       overwrite=False, threshold=None):
     """Writes a SavedModel of `model` with token and raw-text signatures (module docstring).
 
     Args:
@@ -409,6 +420,8 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
       versioned: write into a new `export_dir/<unix time>/` (TensorFlow Serving's layout of
         a model's versions, as the original Estimator exports), else into `export_dir`.
       overwrite: replace a non-empty `export_dir` (otherwise an error).
+      threshold: a classifier's decision threshold, added as the constant output
+        `threshold` (None or NaN: none).
 
     Returns the folder written. It is first written as a hidden temporary folder beside the
     target, then renamed, so a crash never leaves a partial SavedModel under the name.
@@ -420,6 +433,8 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
     if not spm_model_file:
         raise ExportError("A SavedModel export needs the SentencePiece model (--spm_model_file)"
                           ": its text signatures tokenize in the graph.")
+    if threshold is not None and math.isnan(threshold):
+        threshold = None
     config = model.config
     if not 3 <= int(max_seq_length) <= config.max_position_embeddings:
         raise ExportError(f"max_seq_length={max_seq_length} must be between 3 and the "
@@ -430,7 +445,7 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
     tf.io.gfile.makedirs(parent)
 
     tokenizer = InGraphTokenizer(spm_model_file, do_lower_case=do_lower_case,
-                                              max_seq_length=max_seq_length)
+                                 max_seq_length=max_seq_length)
     if tokenizer.vocab_size > config.vocab_size:
         raise ExportError(f"The SentencePiece model {spm_model_file} has {tokenizer.vocab_size} "
                           f"pieces, more than the model's vocab_size ({config.vocab_size}). Is "
@@ -441,7 +456,7 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
         config_file = os.path.join(staging, "albert_config.json")
         config.to_json_file(config_file)
         module = AlbertServingModule(model, tokenizer, [os.fspath(spm_model_file)],
-                                     do_lower_case, labels)
+                                     do_lower_case, labels, threshold)
         signatures = module.signatures(text_pair=text_pair)
         info = {
             "head": module.head,
@@ -451,6 +466,7 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
             "num_labels": getattr(model, "num_labels", None),
             "serving_default": "text_pair" if text_pair else "text",
             "signatures": sorted(signatures),
+            "threshold": module._threshold,
             "spm_model_file": os.path.basename(os.fspath(spm_model_file)),
         }
         info_file = os.path.join(staging, EXPORT_INFO)

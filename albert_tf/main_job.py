@@ -30,6 +30,7 @@ import os
 import pathlib
 import random
 import shlex
+import shutil
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -295,6 +296,8 @@ def run_job(settings, run_dir, steps=STEPS, redo=(), log=None):
     """Runs the named steps in order, skipping those already finished (unless in `redo`).
 
     A step that runs makes every later step of the call run again too (its inputs changed).
+    A step run again starts from an empty folder; one interrupted before its manifest was
+    written resumes from what its folder holds (a pretraining run from its last checkpoint).
     Returns {step: manifest}.
     """
     job = Job(settings, run_dir, log)
@@ -319,6 +322,11 @@ def run_job(settings, run_dir, steps=STEPS, redo=(), log=None):
         for needed in _REQUIRES.get(step, []):
             if needed not in ordered:
                 job.require(needed)
+        if rerun or job.manifest_path(step).exists():
+            # Its outputs were made from other inputs or settings, or are being redone:
+            # start clean (a training run would otherwise resume, already finished). An
+            # interrupted step (no manifest, same inputs) keeps its folder and resumes.
+            shutil.rmtree(job.run_dir / step, ignore_errors=True)
         job.log(f"{header} {STEP_TITLES[step]} ...")
         begin = time.time()
         manifest = STEP_FUNCTIONS[step](job)
@@ -832,7 +840,10 @@ def _classifier_rest_example(job, saved_model):
         firsts.setdefault(label, sentence)
     request = {"instances": [{"text_a": firsts[label]} for label in TASK_LABELS]}
     response = rest_predict(tf.saved_model.load(str(saved_model)), request)
-    return request, response
+    head_outputs = ("labels", "predictions", "probabilities", "logits")
+    shown = {"predictions": [{key: row[key] for key in head_outputs}
+                             for row in response["predictions"]]}
+    return request, shown
 
 
 # =========================================================================================
@@ -1027,7 +1038,8 @@ def render_report(job, manifests, metrics):
         "```",
         "",
         "answers (computed here by `albert_tf.export.rest_predict`, which reads and writes "
-        "Serving's REST format):",
+        "Serving's REST format; an excerpt: each row also holds the encoder outputs and the "
+        "packed ids):",
         "",
         "```json",
         json.dumps(manifests["finetune"]["rest_response"]),

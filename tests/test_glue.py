@@ -791,3 +791,26 @@ def test_single_text_export_takes_text_a_and_carries_the_threshold(tmp_path, spm
     np.testing.assert_allclose(outputs["probabilities"].numpy(),
                                model(batch)["probabilities"].numpy(), atol=1e-6)
     np.testing.assert_array_equal(outputs["threshold"].numpy(), [0.25, 0.25])
+
+
+def test_regression_export_returns_the_score_as_the_original(tmp_path, spm_model, sp,
+                                                             tokenizer):
+    """STS-B: `probabilities` is the raw score [B, 1] (the original's regression output),
+    `predictions` the same score [B]; no class names."""
+    config = AlbertConfig(vocab_size=sp.GetPieceSize(), **TINY)
+    model = AlbertClassifier(config, 1)
+    task = glue.get_task("sts-b")
+    folder = glue.export_classifier(model, str(tmp_path / "export"), spm_model, True, 16, task)
+    served = tf.saved_model.load(folder).signatures["serving_default"]
+    assert sorted(served.structured_input_signature[1]) == ["text_a", "text_b"]
+    pairs = [("A man plays a guitar.", "Someone plays music."), ("Cats sleep.", "")]
+    outputs = served(text_a=tf.constant([a for a, _ in pairs]),
+                     text_b=tf.constant([b for _, b in pairs]))
+    features = [glue.convert_example(glue.InputExample("", a, b or None, "0.0"), task, 16,
+                                     tokenizer) for a, b in pairs]
+    batch = {k: tf.constant([f[k] for f in features]) for k in ("input_ids", "input_mask",
+                                                                 "segment_ids")}
+    logits = model(batch)["logits"].numpy()
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), logits, atol=1e-6)
+    np.testing.assert_allclose(outputs["predictions"].numpy(), logits[:, 0], atol=1e-6)
+    assert "labels" not in outputs

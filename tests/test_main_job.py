@@ -276,6 +276,20 @@ def test_a_step_alone_redone_rewrites_only_its_files(quick_run):
     assert (run_dir / "report" / "manifest.json").stat().st_mtime_ns > report_before
 
 
+def test_a_redone_training_step_starts_clean_and_reproduces_its_figures(quick_run):
+    """Redoing finetune trains again from its first step (it does not resume a finished run)
+    and, with the same seed, gives the same figures; the report after it is redone too."""
+    settings, run_dir, manifests, _ = quick_run
+    redone = main_job.run_job(settings, run_dir, steps=["finetune", "report"],
+                              redo=["finetune"], log=lambda _: None)
+    for run in ("pretrained", "random"):
+        steps = [step for step, _ in redone["finetune"]["curves"][run]]
+        assert steps and steps[-1] == settings.finetune_steps
+        assert (redone["finetune"]["figures"][run]["test_accuracy"]
+                == manifests["finetune"]["figures"][run]["test_accuracy"])
+    assert redone["report"]["seconds"] >= 0
+
+
 def test_a_step_without_its_inputs_says_which_to_run(tmp_path):
     with pytest.raises(RuntimeError, match="'spm' has not run"):
         main_job.run_job(main_job.JobSettings.quick(), tmp_path / "empty", steps=["data"],

@@ -31,7 +31,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -730,75 +729,30 @@ def write_predictions(task, split_file, examples, logits, output_dir, primary):
 # =========================================================================================
 
 
-class _ClassifierServer(tf.Module):
-    """Raw strings in, probabilities out: the in-graph tokenizer, then the classifier."""
-
-    def __init__(self, model, tokenizer, labels, threshold=None):
-        super().__init__(name="albert_classifier_server")
-        self.model = model
-        # Tracks every weight by name: the SavedModel must hold all the variables it uses.
-        self.weights = finetuning.NamedWeights(model)
-        self.tokenizer = tokenizer
-        self.labels = None if labels is None else tf.constant(list(labels))
-        self.threshold = threshold
-
-    def _serve(self, text_a, text_b=None):
-        features = self.tokenizer(text_a, text_b)
-        outputs = self.model(features, training=False)
-        logits = tf.cast(outputs["logits"], tf.float32)
-        if self.labels is None:
-            # As the original: the raw [B, 1] score under "probabilities".
-            result = {"probabilities": logits, "predictions": tf.squeeze(logits, -1)}
-        else:
-            predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            result = {"probabilities": tf.nn.softmax(logits, axis=-1),
-                      "predictions": predictions,
-                      "labels": tf.gather(self.labels, predictions)}
-        result["logits"] = logits
-        if self.threshold is not None:
-            result["threshold"] = tf.fill(tf.shape(logits)[:1],
-                                          tf.constant(self.threshold, tf.float32))
-        return result
-
-
 def export_classifier(model, export_dir, spm_model_file, do_lower_case, max_seq_length,
                       task, threshold=None):
     """Exports a fine-tuned classifier as a SavedModel that takes raw text.
 
-    The SentencePiece model travels inside the graph (`tokenization.InGraphTokenizer`), so
-    the SavedModel needs no files beside it. Signature "serving_default": `text_a` (and, for
-    pair tasks, `text_b`), string [batch] -> `probabilities` [batch, num_labels] (softmax;
-    for regression the raw score [batch, 1], as the original), `predictions` [batch] (class
-    id, or score), `labels` (class name), `logits`, and `threshold` when given (the
-    original's `--threshold_to_export`, repeated per example).
+    `albert_tf.export.export_saved_model` with head "classifier": `serving_default` takes
+    `text_a` (and, for pair tasks, `text_b`), string [batch], and returns `probabilities`
+    [batch, num_labels] (softmax; for regression the raw score [batch, 1], as the original),
+    `predictions` [batch] (class id, or score), `labels` (class name), `logits`, and
+    `threshold` when given (the original's `--threshold_to_export`, repeated per example),
+    besides the encoder outputs and the packed ids; the `tokens`, `text`, `text_pair` and
+    `tokenization_info` signatures are there too.
 
     Written to `<export_dir>/<unix time>/` (as the original's Estimator export, a versioned
     folder that TF Serving loads), under a temporary name first. Returns that folder.
     """
+    from albert_tf import export as export_lib
+
     if not spm_model_file:
         raise training.SettingsError(
             "Exporting with raw-text inputs needs the SentencePiece model (--spm_model_file).")
-    tokenizer = tokenization.InGraphTokenizer(spm_model_file, do_lower_case=do_lower_case,
-                                              max_seq_length=max_seq_length)
-    server = _ClassifierServer(model, tokenizer, task.labels,
-                               None if threshold is None or math.isnan(threshold)
-                               else float(threshold))
-    text_a = tf.TensorSpec([None], tf.string, name="text_a")
-    # autograph=False: the body is plain tensor code, and the tokenizer is traced as written.
-    if task.is_pair:
-        serve = tf.function(server._serve, autograph=False, input_signature=[
-            text_a, tf.TensorSpec([None], tf.string, name="text_b")])
-    else:
-        serve = tf.function(server._serve, autograph=False, input_signature=[text_a])
-    server.serve = serve
-    tf.io.gfile.makedirs(export_dir)
-    version = str(int(time.time()))
-    while tf.io.gfile.exists(os.path.join(export_dir, version)):
-        version = str(int(version) + 1)
-    tmp = os.path.join(export_dir, f".{version}.tmp-{os.getpid()}")
-    tf.saved_model.save(server, tmp, signatures={"serving_default": serve})
-    target = os.path.join(export_dir, version)
-    tf.io.gfile.rename(tmp, target)
+    target = export_lib.export_saved_model(
+        model, export_dir, spm_model_file, do_lower_case, max_seq_length, head="classifier",
+        labels=None if task.is_regression else task.labels, text_pair=task.is_pair,
+        versioned=True, threshold=threshold)
     logging.info("Exported the classifier to %s (inputs: %s).", target,
                  "text_a, text_b" if task.is_pair else "text_a")
     return target
