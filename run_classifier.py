@@ -20,7 +20,6 @@ Your own data: --task_name=tsv with train.tsv/dev.tsv/test.tsv in --data_dir and
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from albert_tf import cli
 
@@ -106,11 +105,7 @@ def settings_from_flags(values):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
-    values = flags.FLAGS
-    with cli.user_errors():
+    with cli.script_main(argv) as values:
         from albert_tf.config import AlbertConfig
         from albert_tf.tasks.glue import run_classifier
         from albert_tf.training import SettingsError

@@ -15,17 +15,12 @@ Running the same command again resumes from the last checkpoint in --output_dir.
 """
 from absl import app
 from absl import flags
-from absl import logging
 
 from albert_tf import cli
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
-    values = flags.FLAGS
-    with cli.user_errors():
+    with cli.script_main(argv) as values:
         from albert_tf.config import AlbertConfig
         from albert_tf.pretraining import run_pretraining
         strategy = cli.strategy_from_flags(values)

@@ -21,7 +21,6 @@ checkpoint; features are converted once and cached.
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from albert_tf import cli
 
@@ -105,11 +104,7 @@ def settings_from_flags(values):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
-    values = flags.FLAGS
-    with cli.user_errors():
+    with cli.script_main(argv) as values:
         from albert_tf import training
         from albert_tf.config import AlbertConfig
         from albert_tf.tasks.race import run_race

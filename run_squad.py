@@ -115,11 +115,7 @@ def settings_from_flags(values):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
-    values = flags.FLAGS
-    with cli.user_errors():
+    with cli.script_main(argv) as values:
         from albert_tf import training
         from albert_tf.config import AlbertConfig
         from albert_tf.tasks.squad_training import export_squad_model, run_squad

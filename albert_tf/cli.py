@@ -17,6 +17,7 @@ Original flags keep their names, meanings and defaults. New ones:
 import contextlib
 import sys
 
+from absl import app
 from absl import flags
 from absl import logging
 
@@ -248,6 +249,17 @@ def pretraining_settings_from_flags(values):
         bias_correction=values.bias_correction, log_steps=values.log_steps,
         export_original_every=values.export_original_every, seed=values.seed,
         peak_tflops=values.peak_tflops)
+
+
+@contextlib.contextmanager
+def script_main(argv):
+    """The frame of every entry script's `main`: stray arguments are a usage error, logging
+    is at INFO, user errors become one line (`user_errors`). Yields the flag values."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.INFO)
+    with user_errors():
+        yield flags.FLAGS
 
 
 @contextlib.contextmanager
