@@ -703,6 +703,33 @@ class NamedWeights(tf.Module):
                         checkpoints_lib.model_variables_by_original_name(model).items()}
 
 
+def write_records_atomically(path, records, total, unit="examples"):
+    """Writes serialized records (an iterable of bytes) as the TFRecord file `path`.
+
+    The file is written under a temporary name beside `path` and renamed when complete (a
+    failure removes it, so no partial file ever has the name); progress is logged every
+    10,000 records as "Converted i of `total` `unit`". Returns the number written.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    tf.io.gfile.makedirs(directory)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    start, count = time.time(), 0
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in records:
+                if count % 10000 == 0 and count:
+                    logging.info("Converted %d of %d %s (%.0f/s).", count, total, unit,
+                                 count / (time.time() - start))
+                writer.write(record)
+                count += 1
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+    logging.info("Wrote %d %s to %s in %.1f s.", count, unit, path, time.time() - start)
+    return count
+
+
 def global_batch_loss(per_example_loss_fn):
     """A `training.Trainer` loss from a per-example one: this replica's (micro-)batch share of
     the mean per-example loss over the global batch (the shares add up to that mean)."""

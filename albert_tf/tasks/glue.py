@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import sys
-import time
 
 from absl import logging
 import numpy as np
@@ -454,20 +453,9 @@ def _serialize(features, regression):
 
 def write_features(examples, task, max_seq_length, tokenizer, path):
     """Converts examples and writes them as TFRecords to `path` (atomically); returns count."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tf.io.gfile.makedirs(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    start = time.time()
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for index, example in enumerate(examples):
-            if index % 10000 == 0 and index:
-                logging.info("Converted %d of %d examples (%.0f/s).", index, len(examples),
-                             index / (time.time() - start))
-            writer.write(_serialize(convert_example(example, task, max_seq_length, tokenizer),
-                                    task.is_regression))
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-    logging.info("Wrote %d examples to %s in %.1f s.", len(examples), path, time.time() - start)
-    return len(examples)
+    records = (_serialize(convert_example(example, task, max_seq_length, tokenizer),
+                          task.is_regression) for example in examples)
+    return finetuning.write_records_atomically(path, records, len(examples))
 
 
 def tokenizer_fingerprint(tokenizer):

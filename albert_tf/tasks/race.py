@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import re
-import time
 
 from absl import logging
 import numpy as np
@@ -379,34 +378,22 @@ def serialize_features(features):
 
 def write_features(examples, tokenizer, max_seq_length, max_qa_length, path):
     """Converts `examples` into a TFRecord file at `path` (atomically); returns the count."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tf.io.gfile.makedirs(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    start = time.time()
-    last_article, last_tokens = None, None
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for index, example in enumerate(examples):
-                if index % 10000 == 0 and index:
-                    logging.info("Converted %d of %d questions (%.0f/s).", index, len(examples),
-                                 index / (time.time() - start))
-                if example.article is not last_article:
-                    last_article = example.article
-                    last_tokens = tokenizer.tokenize(example.article)
-                features = convert_example(example, tokenizer, max_seq_length, max_qa_length,
-                                           article_tokens=last_tokens)
-                if index < 2:
-                    logging.info("Example %s question %d (label %s): %s", example.example_id,
-                                 example.question_index, features["label_ids"],
-                                 " | ".join(" ".join(t) for t in features["tokens"]))
-                writer.write(serialize_features(features))
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-    logging.info("Wrote %d questions to %s in %.1f s.", len(examples), path,
-                 time.time() - start)
-    return len(examples)
+    def records():
+        # The questions of one article follow each other: tokenize each article once.
+        last_article, last_tokens = None, None
+        for index, example in enumerate(examples):
+            if example.article is not last_article:
+                last_article = example.article
+                last_tokens = tokenizer.tokenize(example.article)
+            features = convert_example(example, tokenizer, max_seq_length, max_qa_length,
+                                       article_tokens=last_tokens)
+            if index < 2:
+                logging.info("Example %s question %d (label %s): %s", example.example_id,
+                             example.question_index, features["label_ids"],
+                             " | ".join(" ".join(t) for t in features["tokens"]))
+            yield serialize_features(features)
+
+    return finetuning.write_records_atomically(path, records(), len(examples), "questions")
 
 
 # Bump when the features change, so that old caches are not reused.
