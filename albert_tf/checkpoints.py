@@ -42,6 +42,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from albert_tf.errors import UserError
+
 # Names in a checkpoint that are training state, not model weights.
 _IGNORED_PATTERNS = (
     re.compile(r"(^|/)global_step$"),
@@ -59,7 +61,7 @@ def original_name(variable):
     return variable.path
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint does not fit the model: nothing matched, a shape differs, or strict failed."""
 
 

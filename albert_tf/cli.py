@@ -251,9 +251,27 @@ def pretraining_settings_from_flags(values):
         peak_tflops=values.peak_tflops)
 
 
+def define_debug_flag():
+    """`--debug`: show the traceback of user errors too (every entry point has it)."""
+    define_flag(flags.DEFINE_bool, "debug", False,
+                "Show the Python traceback of input errors too (they are one line otherwise).")
+
+
+def run(main, define_flags=None, required=()):
+    """The `if __name__ == "__main__":` of every entry point (scripts and `python -m
+    albert_tf.<module>`): defines the flags (`define_flags()`, then `--debug`), marks the
+    `required` ones and runs `main(argv)` under absl, whose flag errors are one usage line."""
+    if define_flags is not None:
+        define_flags()
+    define_debug_flag()
+    if required:
+        flags.mark_flags_as_required(list(required))
+    app.run(main)
+
+
 @contextlib.contextmanager
 def script_main(argv):
-    """The frame of every entry script's `main`: stray arguments are a usage error, logging
+    """The frame of every entry point's `main`: stray arguments are a usage error, logging
     is at INFO, user errors become one line (`user_errors`). Yields the flag values."""
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -264,15 +282,28 @@ def script_main(argv):
 
 @contextlib.contextmanager
 def user_errors():
-    """Turns errors caused by the user's input into one clear line and exit status 1."""
-    from albert_tf.checkpoints import CheckpointMismatchError
-    from albert_tf.pretraining_data_input import InputDataError
-    from albert_tf.tasks import TaskDataError
+    """Turns errors caused by the user's input into one line on stderr and exit status 1.
+
+    User errors are every `albert_tf.errors.UserError` (each module's input errors derive
+    from it) and a missing or unreadable file (`FileNotFoundError`, `PermissionError`,
+    TensorFlow's `NotFoundError` and `PermissionDeniedError`, which name the path). With
+    `--debug` they propagate with their traceback. Ctrl-C exits with status 130, no traceback.
+    Any other exception is an internal error and keeps its traceback.
+    """
+    import tensorflow as tf
+
+    from albert_tf.errors import UserError
     try:
         yield
-    except (training.SettingsError, InputDataError, CheckpointMismatchError,
-            training.CheckpointRestoreError, training.NonFiniteLossError,
-            TaskDataError, FileNotFoundError) as error:
-        logging.error("%s: %s", type(error).__name__, error)
-        print(f"ERROR: {error}", file=sys.stderr)
+    except (UserError, FileNotFoundError, PermissionError, tf.errors.NotFoundError,
+            tf.errors.PermissionDeniedError) as error:
+        if "debug" in flags.FLAGS and flags.FLAGS.is_parsed() and flags.FLAGS.debug:
+            raise
+        message = error.message if isinstance(error, tf.errors.OpError) else str(error)
+        message = " ".join(message.split()) or type(error).__name__
+        logging.error("%s: %s", type(error).__name__, message)
+        print(f"ERROR: {message}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)

@@ -92,6 +92,7 @@ import tensorflow as tf
 
 from albert_tf import checkpoints as checkpoints_lib
 from albert_tf.config import AlbertConfig
+from albert_tf.errors import UserError
 from albert_tf.heads import AlbertClassifier, AlbertPretrainer
 from albert_tf.in_graph_tokenization import InGraphTokenizer
 from albert_tf.modeling import AlbertModel
@@ -103,7 +104,7 @@ EXPORT_INFO = "export_info.json"
 DEFAULT_CHECKPOINT_NAME = "model.ckpt-best"
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export that cannot be done as asked (the message says why and what to do)."""
 
 

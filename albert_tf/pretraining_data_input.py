@@ -24,6 +24,8 @@ import os
 
 import tensorflow as tf
 
+from albert_tf.errors import UserError
+
 # The original's reader: name -> (dtype, "seq" | "pred" | 1).
 PRETRAINING_FEATURES = {
     "input_ids": (tf.int64, "seq"),
@@ -41,7 +43,7 @@ CYCLE_LENGTH = 4
 SHUFFLE_BUFFER = 100
 
 
-class InputDataError(ValueError):
+class InputDataError(UserError, ValueError):
     """Pretraining files that do not exist or do not hold what the flags say."""
 
 

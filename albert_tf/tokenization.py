@@ -35,6 +35,8 @@ import unicodedata
 
 import sentencepiece as spm
 
+from albert_tf.errors import UserError
+
 # The word-boundary marker SentencePiece puts in front of pieces that start a word.
 SPIECE_UNDERLINE = "\u2581"
 
@@ -44,7 +46,7 @@ SPECIAL_TOKENS = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
 _WORDPIECE_NAMES = {"<pad>": "[PAD]", "<unk>": "[UNK]"}
 
 
-class MissingTokenError(KeyError):
+class MissingTokenError(UserError, KeyError):
     """A token the caller needs is not in the vocabulary (a `KeyError`, as in the original)."""
 
     def __str__(self):

@@ -32,12 +32,14 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from albert_tf.errors import UserError
+
 
 # =========================================================================================
 # Devices, strategies, precision
 # =========================================================================================
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """Settings (flags) that cannot work: found before any training starts."""
 
 
@@ -270,7 +272,7 @@ class ProgressMeter:
 # Checkpoints
 # =========================================================================================
 
-class CheckpointRestoreError(ValueError):
+class CheckpointRestoreError(UserError, ValueError):
     """A training checkpoint that does not fit the model or optimizer being trained."""
 
 
@@ -418,7 +420,7 @@ def make_input_iterator(strategy, dataset_fn, global_batch_size):
     return iter(dataset_fn(global_batch_size // workers, workers, index))
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN or infinite loss."""
 
 

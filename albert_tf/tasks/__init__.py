@@ -7,8 +7,10 @@
 Every task runs on the generic loop of `albert_tf.finetuning`.
 """
 
+from albert_tf.errors import UserError
 
-class TaskDataError(ValueError):
+
+class TaskDataError(UserError, ValueError):
     """A task's input files are missing or do not hold what the task expects.
 
     The message names the file, the line and the value, and says what was expected.
