@@ -26,6 +26,14 @@ import itertools
 
 import numpy as np
 
+from albert_tf.errors import UserError
+
+
+class PretrainingDataError(UserError, ValueError):
+    """Bad pretraining-data settings or input (a `ValueError`, as these errors were before);
+    the message names the setting, or the file and line."""
+
+
 # The original's word-start test for SentencePiece pieces: these single characters, and any
 # piece with a character whose lower case is not an ASCII letter or one of them, start a word.
 # The literal has `\"` twice and no apostrophe, so "'" makes a word start (SPEC 3.4).
@@ -84,7 +92,7 @@ class InstanceOptions:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"{message}; got {self}.")
+                raise PretrainingDataError(f"{message}; got {self}.")
 
     @property
     def num_prediction_slots(self):

@@ -12,6 +12,10 @@ Command line (every flag of the original script keeps its name, meaning and defa
 From Python: `create_pretraining_data(...)` runs the whole job and returns its summary;
 `create_instances(...)` turns a few documents into `TrainingInstance`s (tests, notebooks).
 
+Every path (inputs, outputs, the vocabulary, the job's own files) may be on any filesystem
+`tf.io.gfile` knows: local, `gs://`, `ram://`, ... All reading and writing goes through
+`albert_tf.files`; the worker processes only compute (the main process reads and writes).
+
 Input: UTF-8 text (optionally gzip-compressed), one sentence per line, a blank line between
 documents; a new file does not start a new document (as in the original). `input_file` is a
 comma-separated list of glob patterns; a pattern that matches nothing is an error.
@@ -19,9 +23,11 @@ comma-separated list of glob patterns; a pattern that matches nothing is an erro
 Output: the original feature names, kinds and lengths (SPEC Part 2, 3.5), read by the
 original `run_pretraining.py` and by ours. `output_file` is a comma-separated list of files
 that receive the instances round-robin, as in the original; or, with `num_output_shards=K`
-and one `output_file` "train.tfrecord", the files "train.tfrecord-00000-of-0000K" ... Next
-to the first output file, "<output_file>.summary.json" holds the summary (instances per
+and one `output_file` "train.tfrecord", the files "train.tfrecord-00000-of-0000K" ... Beside
+the first output file, "_train.tfrecord.summary.json" holds the summary (instances per
 shard, tokens, masking statistics) and is written last: it marks the output as complete.
+The job's side files start with "_" (`files.side_file`), so `--input_file=train.tfrecord*`
+of the pretraining selects the TFRecords only.
 
 The algorithm is the original's (target lengths, segment accumulation, sentence-order or
 random-next-sentence labels with the one-segment random-document quirk, truncation, n-gram
@@ -46,33 +52,36 @@ What differs, because this version streams and runs on several processes:
 * "\\r" characters are removed from lines, as TensorFlow's `GFile.readline` (which the
   original reads with) does.
 
-Each output file is written under a temporary hidden name and renamed when complete. The
-job checkpoints its progress; an interrupted run continues with `resume=True` (`--resume`),
-and a finished one is not redone when run again with the same settings.
+Each output file is written in pieces inside the job's work folder
+("_train.tfrecord.work") and appears under its name only when complete. The job checkpoints
+its progress (every `checkpoint_seconds`, the open pieces are closed, which on an object
+store is when they are uploaded); an interrupted run continues with `resume=True`
+(`--resume`), and a finished one is not redone when run again with the same settings.
 """
 
 import collections
 import concurrent.futures
 import dataclasses
 import gc
-import glob
-import gzip
 import hashlib
+import io
 import json
 import multiprocessing
 import os
 import random
-import shutil
 import signal
 import sys
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from albert_tf import _pretraining_instances as instances_lib
 from albert_tf import _pretraining_records as records_lib
+from albert_tf import files
 from albert_tf import tokenization
-from albert_tf._pretraining_instances import InstanceOptions, Vocabulary
+from albert_tf._pretraining_instances import (InstanceOptions, PretrainingDataError,
+                                              Vocabulary)
 
 _FORMAT_VERSION = 1
 _KIB = 1024
@@ -189,11 +198,15 @@ def create_pretraining_data(
       checkpoint_seconds: least time between two checkpoints.
 
     Returns:
-      The summary dict (also written to "<first output>.summary.json").
+      The summary dict (also written to "<folder>/_<first output>.summary.json", see
+      `summary_path`).
 
     Raises:
-      FileNotFoundError: an input pattern matches nothing, or the model file is missing.
-      ValueError: bad settings, an empty corpus, or invalid UTF-8 (file and line named).
+      files.FileError: an input pattern matches nothing, or a file cannot be read (named).
+      FileNotFoundError: the vocabulary or SentencePiece model file is missing.
+      PretrainingDataError: bad settings, an empty corpus, or invalid UTF-8 (file and line
+        named). Both errors derive from `albert_tf.errors.UserError`; PretrainingDataError
+        is also a ValueError.
     """
     started = time.time()
     options = InstanceOptions(
@@ -202,31 +215,33 @@ def create_pretraining_data(
         favor_shorter_ngram=favor_shorter_ngram, do_whole_word_mask=do_whole_word_mask,
         do_permutation=do_permutation, random_next_sentence=random_next_sentence)
     if dupe_factor < 1:
-        raise ValueError(f"dupe_factor must be >= 1, got {dupe_factor}.")
+        raise PretrainingDataError(f"dupe_factor must be >= 1, got {dupe_factor}.")
     if num_workers is None or num_workers == 0:
         num_workers = os.cpu_count() or 1
     if num_workers < 1:
-        raise ValueError(f"num_workers must be >= 1 (or 0/None for all cores), got "
-                         f"{num_workers}.")
+        raise PretrainingDataError(f"num_workers must be >= 1 (or 0/None for all cores), got "
+                                   f"{num_workers}.")
     if shuffle_buffer_size < 1 or chunk_bytes < 1 or min_documents_per_chunk < 1:
-        raise ValueError("shuffle_buffer_size, chunk_bytes and min_documents_per_chunk must "
-                         f"be >= 1; got {shuffle_buffer_size}, {chunk_bytes}, "
-                         f"{min_documents_per_chunk}.")
+        raise PretrainingDataError(
+            "shuffle_buffer_size, chunk_bytes and min_documents_per_chunk must be >= 1; got "
+            f"{shuffle_buffer_size}, {chunk_bytes}, {min_documents_per_chunk}.")
     if not spm_model_file and not vocab_file:
-        raise ValueError("Give spm_model_file (SentencePiece models, e.g. 30k-clean.model) or "
-                         "vocab_file (WordPiece vocabulary); both are empty.")
+        raise PretrainingDataError(
+            "Give spm_model_file (SentencePiece models, e.g. 30k-clean.model) or vocab_file "
+            "(WordPiece vocabulary); both are empty.")
 
     input_files = resolve_input_files(input_file)
+    input_sizes = [_file_size(path) for path in input_files]
     output_files = resolve_output_files(output_file, num_output_shards)
     report = _Progress(progress)
 
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case,
                                            spm_model_file=spm_model_file)
     vocab_bytes = (tokenizer.spm_model_proto if tokenizer.sp_model is not None
-                   else _read_bytes(vocab_file))
+                   else files.read_bytes(vocab_file, "WordPiece vocabulary file"))
     settings = {
         "format_version": _FORMAT_VERSION,
-        "inputs": [[path, os.path.getsize(path)] for path in input_files],
+        "inputs": [[path, size] for path, size in zip(input_files, input_sizes)],
         "vocabulary_sha256": hashlib.sha256(vocab_bytes).hexdigest(),
         "sentencepiece": tokenizer.sp_model is not None,
         "do_lower_case": bool(do_lower_case),
@@ -239,7 +254,7 @@ def create_pretraining_data(
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
     paths = _JobPaths(output_files)
-    finished = _read_finished_summary(paths, fingerprint)
+    finished = _read_finished_summary(paths, fingerprint, output_files)
     if finished is not None:
         report.line(f"output already complete ({paths.summary}); nothing to do. Delete it "
                     "to write the data again.")
@@ -260,18 +275,19 @@ def create_pretraining_data(
                     "already written).")
 
     report.line(
-        f"{len(input_files)} input file(s), {sum(os.path.getsize(f) for f in input_files) / 1e6:.1f} MB; "
+        f"{len(input_files)} input file(s), {sum(input_sizes) / 1e6:.1f} MB; "
         f"{dupe_factor} pass(es); {num_workers} worker(s); writing {len(output_files)} "
         f"file(s) named like {output_files[0]}")
     context = _TaskContext(tokenizer=tokenizer, options=options, random_seed=random_seed,
-                           dupe_factor=dupe_factor, cache_dir=paths.cache_dir)
-    reader = _ChunkReader(input_files, chunk_bytes, min_documents_per_chunk, skip_bad_lines)
+                           dupe_factor=dupe_factor)
+    reader = _ChunkReader(input_files, input_sizes, chunk_bytes, min_documents_per_chunk,
+                          skip_bad_lines)
     writer = _ShardWriter(output_files, paths, state, random_seed, shuffle_buffer_size,
                           checkpoint_seconds)
     try:
-        _run_tasks(context, reader, writer, state, num_workers, report)
+        _run_tasks(context, reader, writer, state, num_workers, report, paths.cache_dir)
         if state.stats.instances == 0:
-            raise ValueError(
+            raise PretrainingDataError(
                 f"No instance could be made from {input_files}: the documents hold no "
                 "tokens. Expected one sentence per line with blank lines between documents.")
         summary = writer.finish(settings, time.time() - started)
@@ -281,8 +297,7 @@ def create_pretraining_data(
             report.line(f"stopped; progress is saved in {paths.work_dir}. Run again with "
                         "--resume (resume=True) to continue.")
         else:
-            shutil.rmtree(paths.work_dir, ignore_errors=True)
-            writer.remove_partial_files()
+            _remove_tree(paths.work_dir)
         raise
     report.summary(summary, paths.summary)
     return summary
@@ -291,24 +306,25 @@ def create_pretraining_data(
 def resolve_input_files(input_file):
     """Files matched by comma-separated glob patterns (or a list), in pattern order, sorted.
 
-    Raises FileNotFoundError naming a pattern that matches no file.
+    Any `tf.io.gfile` filesystem. Folders are left out, and so are names starting with `_`
+    or `.` that a wildcard matched (side and temporary files, see `files.expand_globs`).
+
+    Raises:
+      files.FileError: a pattern matches no file, or no pattern is given (naming it).
     """
-    patterns = input_file.split(",") if isinstance(input_file, str) else list(input_file)
-    files = []
-    for pattern in (p.strip() for p in patterns):
-        if not pattern:
-            continue
-        matches = sorted(p for p in glob.glob(os.path.expanduser(pattern))
-                         if os.path.isfile(p))
-        if not matches:
-            raise FileNotFoundError(
-                f"Input pattern {pattern!r} matches no file (working directory "
-                f"{os.getcwd()!r}). Check the path; quote globs so the shell does not expand "
-                "them.")
-        files.extend(matches)
-    if not files:
-        raise FileNotFoundError(f"No input pattern given (input_file={input_file!r}).")
-    return files
+    found = [path for path in files.expand_globs(input_file, what="input file")
+             if not tf.io.gfile.isdir(path)]
+    if not found:
+        raise files.FileError(f"The input patterns {input_file!r} match only folders; give "
+                              "the text files (e.g. 'corpus/*.txt').")
+    return found
+
+
+def _file_size(path):
+    try:
+        return tf.io.gfile.stat(path).length
+    except tf.errors.OpError as error:
+        raise files.FileError(f"Cannot read the input file {path}: {error.message}") from None
 
 
 def resolve_output_files(output_file, num_output_shards=0):
@@ -316,19 +332,19 @@ def resolve_output_files(output_file, num_output_shards=0):
     names = output_file.split(",") if isinstance(output_file, str) else list(output_file)
     names = [n.strip() for n in names if n.strip()]
     if not names:
-        raise ValueError(f"No output file given (output_file={output_file!r}).")
+        raise PretrainingDataError(f"No output file given (output_file={output_file!r}).")
     if num_output_shards < 0:
-        raise ValueError(f"num_output_shards must be >= 0, got {num_output_shards}.")
+        raise PretrainingDataError(f"num_output_shards must be >= 0, got {num_output_shards}.")
     if num_output_shards:
         if len(names) != 1:
-            raise ValueError(
+            raise PretrainingDataError(
                 f"num_output_shards={num_output_shards} needs one output_file as the base "
                 f"name, got {len(names)}: {names}. Give one path, or a list without "
                 "num_output_shards.")
         names = [f"{names[0]}-{i:05d}-of-{num_output_shards:05d}"
                  for i in range(num_output_shards)]
     if len(set(names)) != len(names):
-        raise ValueError(f"Output files must be distinct, got {names}.")
+        raise PretrainingDataError(f"Output files must be distinct, got {names}.")
     return names
 
 
@@ -392,35 +408,29 @@ class _Chunk:
 class _ChunkReader:
     """Streams the input files as chunks of whole documents, in reading order."""
 
-    def __init__(self, files, chunk_bytes, min_documents, skip_bad_lines):
-        self.files = files
+    def __init__(self, paths, sizes, chunk_bytes, min_documents, skip_bad_lines):
+        self.files = paths
+        self.sizes = sizes  # bytes of each file, as stored (compressed for gzip)
         self.chunk_bytes = chunk_bytes
         self.min_documents = min_documents
         self.skip_bad_lines = skip_bad_lines
-        self.total_file_bytes = sum(os.path.getsize(f) for f in files) or 1
+        self.total_file_bytes = sum(sizes) or 1
         self.lines = 0
         self.bad_lines = 0
         self._done_bytes = 0
         self._current = None
 
     def _position(self):
-        current = self._current.tell() if self._current is not None else 0
+        current = self._current.position if self._current is not None else 0
         return min(1.0, (self._done_bytes + current) / self.total_file_bytes)
 
     def _lines(self):
-        for path in self.files:
-            with open(path, "rb") as raw:
-                self._current = raw
-                gzipped = raw.read(2) == b"\x1f\x8b"
-                raw.seek(0)
-                stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-                try:
-                    yield from self._decode(path, stream)
-                except (EOFError, gzip.BadGzipFile, OSError) as err:
-                    if not gzipped:
-                        raise
-                    raise ValueError(f"{path}: not a readable gzip file ({err}).") from None
-                self._done_bytes += os.path.getsize(path)
+        for path, size in zip(self.files, self.sizes):
+            # Read through tf.io.gfile (any filesystem), gzip recognised by its magic bytes.
+            with files.open_binary(path, "input file", gunzip=True) as reader:
+                self._current = reader
+                yield from self._decode(path, reader)
+                self._done_bytes += size
                 self._current = None
 
     def _decode(self, path, stream):
@@ -435,7 +445,7 @@ class _ChunkReader:
                 if self.skip_bad_lines:
                     self.bad_lines += 1
                     continue
-                raise ValueError(
+                raise PretrainingDataError(
                     f"{path}, line {number}: not valid UTF-8 ({err.reason} at byte {err.start} "
                     f"of the line: {line[:60]!r}). Convert the file to UTF-8, or pass "
                     "--skip_bad_lines to skip such lines.") from None
@@ -477,7 +487,8 @@ class _ChunkReader:
 
 
 # --------------------------------------------------------------------------------------------
-# Tasks: (chunk, pass) -> serialized records. Run in worker processes.
+# Tasks: (chunk, pass) -> serialized records. Run in worker processes, which only compute: the
+# main process reads the inputs and the token cache and writes every file (through gfile).
 # --------------------------------------------------------------------------------------------
 
 
@@ -487,6 +498,7 @@ class _Task:
     chunk: int
     pass_index: int
     documents: list = None  # raw lines, pass 0 only
+    cached: bytes = None  # the chunk's tokenized documents (`_encode_documents`), pass > 0
 
 
 @dataclasses.dataclass
@@ -499,27 +511,21 @@ class _TaskResult:
     stats: dict  # Statistics state
     documents: int
     corpus_tokens: int
+    cached: bytes = None  # pass 0 with dupe_factor > 1: the tokenized documents to cache
 
 
 class _TaskContext:
-    """Everything a worker needs; created in the parent and inherited (fork) or rebuilt."""
+    """Everything a worker needs; created in the parent and inherited (fork) or pickled
+    (spawn)."""
 
-    def __init__(self, tokenizer, options, random_seed, dupe_factor, cache_dir):
+    def __init__(self, tokenizer, options, random_seed, dupe_factor):
         self.tokenizer = tokenizer
         self.coder = _PieceCoder(tokenizer)
         self.options = options
         self.random_seed = random_seed
         self.dupe_factor = dupe_factor
-        self.cache_dir = cache_dir
         self.cumulative = options.ngram_cumulative_weights()
         self.encoder = records_lib.ExampleEncoder(instances_lib.FEATURES)
-
-    def spawn_args(self):
-        tok = self.tokenizer
-        return (tok.vocab_path if tok.sp_model is None else None,
-                tok.vocab_path if tok.sp_model is not None else None,
-                tok.do_lower_case, self.options, self.random_seed, self.dupe_factor,
-                self.cache_dir)
 
 
 _CONTEXT = None  # the worker's _TaskContext
@@ -531,13 +537,10 @@ def _ignore_interrupts():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _init_spawned_worker(vocab_file, spm_model_file, do_lower_case, options, random_seed,
-                         dupe_factor, cache_dir):
+def _init_spawned_worker(context):
     global _CONTEXT
     _ignore_interrupts()
-    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case,
-                                           spm_model_file=spm_model_file)
-    _CONTEXT = _TaskContext(tokenizer, options, random_seed, dupe_factor, cache_dir)
+    _CONTEXT = context
 
 
 def _tokenize_chunk(context, lines_by_document):
@@ -568,29 +571,25 @@ def _tokenize_chunk(context, lines_by_document):
 
 
 def _cache_path(cache_dir, chunk):
-    return os.path.join(cache_dir, f"chunk-{chunk:07d}.npz")
+    return files.join(cache_dir, f"chunk-{chunk:07d}.npz")
 
 
-def _save_documents(path, documents):
+def _encode_documents(documents):
+    """Tokenized documents -> the bytes of an .npz file (the token cache between passes)."""
     segments = [s for d in documents for s in d]
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, codes=np.fromiter((c for s in segments for c in s), dtype=np.int32),
-                 segment_lengths=np.array([len(s) for s in segments], dtype=np.int32),
-                 document_sizes=np.array([len(d) for d in documents], dtype=np.int32))
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, codes=np.fromiter((c for s in segments for c in s), dtype=np.int32),
+             segment_lengths=np.array([len(s) for s in segments], dtype=np.int32),
+             document_sizes=np.array([len(d) for d in documents], dtype=np.int32))
+    return buffer.getvalue()
 
 
-def _load_documents(path):
-    try:
-        with np.load(path) as data:
-            codes = data["codes"].tolist()
-            segment_lengths = data["segment_lengths"].tolist()
-            document_sizes = data["document_sizes"].tolist()
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"Tokenized chunk {path} is missing (the job's work directory was changed). Run "
-            "again without --resume to start over.") from None
+def _decode_documents(data):
+    """The inverse of `_encode_documents`."""
+    with np.load(io.BytesIO(data)) as arrays:
+        codes = arrays["codes"].tolist()
+        segment_lengths = arrays["segment_lengths"].tolist()
+        document_sizes = arrays["document_sizes"].tolist()
     segments, start = [], 0
     for length in segment_lengths:
         segments.append(codes[start:start + length])
@@ -602,6 +601,15 @@ def _load_documents(path):
     return documents
 
 
+def _read_cached_chunk(cache_dir, chunk):
+    path = _cache_path(cache_dir, chunk)
+    if not files.exists(path):
+        raise PretrainingDataError(
+            f"Tokenized chunk {path} is missing (the job's work folder was changed). Run "
+            "again without --resume to start over.")
+    return files.read_bytes(path, "tokenized chunk")
+
+
 def _run_task(task):
     """One chunk, one pass: documents -> instances -> framed TFRecord records (in order).
 
@@ -610,6 +618,7 @@ def _run_task(task):
     context = _CONTEXT
     options = context.options
     corpus_tokens = 0
+    cached = None
     if task.pass_index == 0:
         documents = _tokenize_chunk(context, task.documents)
         # The original shuffles the documents once; here, once per chunk, the same order in
@@ -617,9 +626,9 @@ def _run_task(task):
         _rng(context.random_seed, "documents", task.chunk).shuffle(documents)
         corpus_tokens = sum(len(s) for d in documents for s in d)
         if context.dupe_factor > 1:
-            _save_documents(_cache_path(context.cache_dir, task.chunk), documents)
+            cached = _encode_documents(documents)
     else:
-        documents = _load_documents(_cache_path(context.cache_dir, task.chunk))
+        documents = _decode_documents(task.cached)
     rng = _rng(context.random_seed, "instances", task.chunk, task.pass_index)
     vocab = context.coder.vocabulary
     compact = []
@@ -638,7 +647,7 @@ def _run_task(task):
         records=b"".join(records),
         record_lengths=np.fromiter(map(len, records), dtype=np.int64, count=len(records)),
         stats=stats.to_state(), documents=len(documents) if task.pass_index == 0 else 0,
-        corpus_tokens=corpus_tokens)
+        corpus_tokens=corpus_tokens, cached=cached)
 
 
 class _InlineExecutor:
@@ -660,13 +669,13 @@ def _make_executor(context, num_workers):
         return _InlineExecutor()
     if sys.platform.startswith("linux"):
         # Workers inherit the tokenizer from this process: nothing is re-imported or re-read
-        # (TensorFlow is never touched in a worker).
+        # (TensorFlow is never used in a worker).
         return concurrent.futures.ProcessPoolExecutor(
             num_workers, mp_context=multiprocessing.get_context("fork"),
             initializer=_ignore_interrupts)
     return concurrent.futures.ProcessPoolExecutor(
         num_workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_spawned_worker, initargs=context.spawn_args())
+        initializer=_init_spawned_worker, initargs=(context,))
 
 
 def _task_stream(reader, state, dupe_factor):
@@ -680,9 +689,10 @@ def _task_stream(reader, state, dupe_factor):
             if c >= start:
                 yield _Task(index=c, chunk=c, pass_index=0, documents=chunk.documents)
         if not chunk_sizes:
-            raise ValueError(f"The input files {reader.files} contain no text (only blank "
-                             "lines, or nothing). Expected one sentence per line with blank "
-                             "lines between documents.")
+            raise PretrainingDataError(
+                f"The input files {reader.files} contain no text (only blank lines, or "
+                "nothing). Expected one sentence per line with blank lines between "
+                "documents.")
         state.reading_done(chunk_sizes, reader.lines, reader.bad_lines)
     num_chunks = state.num_chunks
     for p in range(1, dupe_factor):
@@ -692,7 +702,7 @@ def _task_stream(reader, state, dupe_factor):
                 yield _Task(index=index, chunk=c, pass_index=p)
 
 
-def _run_tasks(context, reader, writer, state, num_workers, report):
+def _run_tasks(context, reader, writer, state, num_workers, report, cache_dir):
     report.start(state)
     # Forked workers share this process's memory until they write to it; the garbage
     # collector writes to every object it visits, so without this each worker would copy
@@ -704,6 +714,10 @@ def _run_tasks(context, reader, writer, state, num_workers, report):
 
     def consume_one():
         result = in_flight.popleft().result()
+        if result.cached is not None:
+            # Before `writer.add`, whose checkpoint may record this task as done.
+            files.write_bytes(_cache_path(cache_dir, result.chunk), result.cached)
+            result.cached = None
         writer.add(result)
         report.update(state, context.dupe_factor)
 
@@ -713,6 +727,8 @@ def _run_tasks(context, reader, writer, state, num_workers, report):
             while in_flight and (len(in_flight) >= max_in_flight or (
                     task.pass_index > 0 and state.next_task <= task.chunk)):
                 consume_one()
+            if task.pass_index > 0:
+                task.cached = _read_cached_chunk(cache_dir, task.chunk)
             in_flight.append(executor.submit(_run_task, task))
         while in_flight:
             consume_one()
@@ -727,31 +743,45 @@ def _run_tasks(context, reader, writer, state, num_workers, report):
 
 
 class _JobPaths:
+    """The job's own files, beside the first output file ("train.tfrecord" or its shards):
+    "_train.tfrecord.summary.json" and the work folder "_train.tfrecord.work" (checkpoint
+    state, token cache, pieces of the output files). Their names start with "_" so that
+    `train.tfrecord*` globs (`files.expand_globs`) skip them."""
+
     def __init__(self, output_files):
-        first = os.path.abspath(output_files[0])
-        base = first
+        folder, name = files.split(output_files[0])
         # Sharded names share a base: "train.tfrecord-00000-of-00064" -> "train.tfrecord".
-        head, sep, tail = first.rpartition("-of-")
+        head, sep, tail = name.rpartition("-of-")
         if sep and tail.isdigit() and head[-6:-5] == "-" and head[-5:].isdigit():
-            base = head[:-6]
-        self.directory = os.path.dirname(base)
-        self.summary = base + ".summary.json"
-        self.work_dir = os.path.join(self.directory, "." + os.path.basename(base) + ".work")
-        self.state = os.path.join(self.work_dir, "state.json")
-        self.cache_dir = os.path.join(self.work_dir, "tokens")
+            name = head[:-6]
+        base = files.join(folder, name) if folder else name
+        self.directory = folder
+        self.summary = files.side_file(base, "summary.json")
+        self.work_dir = files.side_file(base, "work")
+        self.state = files.join(self.work_dir, "state.json")
+        self.cache_dir = files.join(self.work_dir, "tokens")
+        self.pieces_dir = files.join(self.work_dir, "pieces")
+        # Names of earlier versions, read (a finished summary) or cleaned up.
+        self.old_summary = base + ".summary.json"
+        self.old_work_dir = files.join(folder, f".{name}.work") if folder else f".{name}.work"
+
+    def piece(self, output, index):
+        """Piece `index` of output file number `output` (pieces are closed at checkpoints)."""
+        return files.join(self.pieces_dir, f"output-{output:05d}.piece-{index:05d}")
 
     @staticmethod
-    def partial(path):
-        path = os.path.abspath(path)
-        return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
+    def old_partial(path):
+        folder, name = files.split(path)
+        return files.join(folder, f".{name}.partial") if folder else f".{name}.partial"
 
 
 class _JobState:
     """The running totals of the job; `data` is what a checkpoint records.
 
     Checkpointed (in `data`, also readable as attributes): next_task, window,
-    records_written, shard_bytes, shard_records, documents, corpus_tokens, and, once the
-    input is read to the end, num_chunks, chunk_text_bytes, lines, bad_lines.
+    records_written, shard_bytes, shard_records, documents, corpus_tokens, pieces (the
+    closed pieces of each output file), and, once the input is read to the end, num_chunks,
+    chunk_text_bytes, lines, bad_lines.
     """
 
     def __init__(self, data):
@@ -770,6 +800,7 @@ class _JobState:
             "shard_bytes": [0] * num_outputs, "shard_records": [0] * num_outputs,
             "stats": stats.to_state(), "documents": 0, "corpus_tokens": 0,
             "num_chunks": None, "chunk_text_bytes": None, "lines": None, "bad_lines": None,
+            "pieces": 0,
         })
 
     def note_chunk(self, chunk, text_bytes, fraction):
@@ -792,51 +823,71 @@ class _JobState:
 
 
 def _read_json(path):
+    """The JSON value of `path`, or None if it does not exist or is not valid JSON."""
+    if not files.exists(path):
+        return None
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
+        return json.loads(files.read_text(path))
+    except (files.FileError, json.JSONDecodeError):
         return None
 
 
 def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    files.write_json(path, value, indent=1)
 
 
-def _read_bytes(path):
-    with open(path, "rb") as f:
-        return f.read()
+def _remove(path):
+    if files.exists(path):
+        tf.io.gfile.remove(path)
 
 
-def _read_finished_summary(paths, fingerprint):
-    """The summary of a finished run with these settings whose files are all intact, or None."""
-    summary = _read_json(paths.summary)
+def _remove_tree(path):
+    if files.exists(path):
+        tf.io.gfile.rmtree(path)
+
+
+def _relative(path, directory):
+    """How the summary names an output file: relative to the summary's folder."""
+    if files.dirname(path) == directory:
+        return files.basename(path)
+    if not files.has_scheme(path) and not files.has_scheme(directory):
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(directory or "."))
+    return path
+
+
+def _read_finished_summary(paths, fingerprint, output_files):
+    """The summary of a finished run with these settings whose files are all intact, or None.
+
+    A summary under the name of earlier versions ("train.tfrecord.summary.json", which
+    `train.tfrecord*` matches) is moved to the side-file name.
+    """
+    path = paths.summary
+    summary = _read_json(path)
+    if summary is None:
+        path = paths.old_summary
+        summary = _read_json(path)
     if not summary or summary.get("fingerprint") != fingerprint:
         return None
-    for shard in summary.get("shards", []):
-        path = os.path.join(os.path.dirname(paths.summary), shard["path"])
-        if not os.path.isfile(path) or os.path.getsize(path) != shard["bytes"]:
+    shards = summary.get("shards", [])
+    if len(shards) != len(output_files):
+        return None
+    for output, shard in zip(output_files, shards):
+        if not files.exists(output) or _file_size(output) != shard["bytes"]:
             return None
+    if path != paths.summary:
+        tf.io.gfile.rename(path, paths.summary, overwrite=True)
     return summary
 
 
 def _start_fresh(paths, output_files):
     # No file of an older run may stay behind looking complete: the summary goes first.
-    for path in [paths.summary] + list(output_files):
-        if os.path.exists(path):
-            os.remove(path)
-    shutil.rmtree(paths.work_dir, ignore_errors=True)
+    for path in [paths.summary, paths.old_summary] + list(output_files):
+        _remove(path)
+    _remove_tree(paths.work_dir)
+    _remove_tree(paths.old_work_dir)
     for path in output_files:
-        partial = _JobPaths.partial(path)
-        if os.path.exists(partial):
-            os.remove(partial)
-    os.makedirs(paths.cache_dir, exist_ok=True)
+        _remove(_JobPaths.old_partial(path))
+    files.makedirs(paths.cache_dir)
 
 
 def _load_state(paths, fingerprint, output_files):
@@ -844,22 +895,35 @@ def _load_state(paths, fingerprint, output_files):
     if data is None:
         return None
     if data.get("fingerprint") != fingerprint:
-        raise ValueError(
+        raise PretrainingDataError(
             f"The checkpoint in {paths.work_dir} was written with other settings (inputs, "
             "vocabulary, flags or output files differ), so --resume cannot continue it. Run "
             "without --resume to start over, or with the settings of that run.")
-    for path, size in zip(output_files, data["shard_bytes"]):
-        partial = _JobPaths.partial(path)
-        actual = os.path.getsize(partial) if os.path.exists(partial) else -1
-        if actual < size:
-            raise ValueError(
-                f"Cannot resume: {partial} has {actual} bytes, the checkpoint recorded "
-                f"{size}. Run without --resume to start over.")
+    closed = data["pieces"]
+    present = set(tf.io.gfile.listdir(paths.pieces_dir)) if files.exists(
+        paths.pieces_dir) else set()
+    for k in range(len(output_files)):
+        for index in range(closed):
+            name = files.basename(paths.piece(k, index))
+            if name not in present:
+                raise PretrainingDataError(
+                    f"Cannot resume: {paths.piece(k, index)}, recorded by the checkpoint, is "
+                    "missing. Run without --resume to start over.")
+    for name in present:  # pieces written after the checkpoint are redone
+        index = name.rpartition(".piece-")[2]
+        if index.isdigit() and int(index) >= closed:
+            tf.io.gfile.remove(files.join(paths.pieces_dir, name))
     return data
 
 
 class _ShardWriter:
-    """Shuffles windows of task results and deals the instances round-robin to the files."""
+    """Shuffles windows of task results and deals the instances round-robin to the files.
+
+    Each output file is written as pieces in the work folder; a checkpoint closes the open
+    pieces (durable on every filesystem, uploaded on an object store, which cannot append)
+    and records how many there are. `finish` moves a lone piece to the output name, or
+    concatenates the pieces into it (atomically either way).
+    """
 
     def __init__(self, output_files, paths, state, random_seed, buffer_size,
                  checkpoint_seconds):
@@ -869,18 +933,23 @@ class _ShardWriter:
         self.buffer_size = buffer_size
         self.checkpoint_seconds = checkpoint_seconds
         self._last_checkpoint = time.time()
-        self._checkpointed = os.path.exists(paths.state)
+        self._checkpointed = files.exists(paths.state)
         self.state = state
         self._window = []
         self._window_records = 0
         self._files = []
-        for path, size in zip(output_files, state.shard_bytes):
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            partial = _JobPaths.partial(path)
-            f = open(partial, "r+b" if size else "wb")
-            f.truncate(size)
-            f.seek(size)
-            self._files.append(f)
+        self._open_pieces()
+
+    def _open_pieces(self):
+        files.makedirs(self.paths.pieces_dir)
+        index = self.state.pieces
+        self._files = [tf.io.gfile.GFile(self.paths.piece(k, index), "wb")
+                       for k in range(len(self.output_files))]
+
+    def _close_pieces(self):
+        for f in self._files:
+            f.close()
+        self._files = []
 
     def has_checkpoint(self):
         return self._checkpointed
@@ -915,7 +984,8 @@ class _ShardWriter:
         for k, f in enumerate(self._files):
             # Instance j of the job goes to file j mod K (the original's round-robin).
             mine = records[(k - first) % num_files::num_files]
-            f.writelines(mine)
+            if mine:
+                f.write(b"".join(mine))
             state.shard_bytes[k] += sum(map(len, mine))
             state.shard_records[k] += len(mine)
         state.data["records_written"] = first + len(records)
@@ -924,32 +994,35 @@ class _ShardWriter:
         self._window_records = 0
 
     def _checkpoint(self):
-        for f in self._files:
-            f.flush()
-            os.fsync(f.fileno())
-        # Totals since the last window are not in the files yet; the checkpoint records the
-        # state at the end of the last window only (the window is empty here).
+        # The window is empty here: the files hold every result added so far, and the
+        # checkpoint records the state at the end of the last window.
+        self._close_pieces()
+        self.state.data["pieces"] += 1
         _write_json(self.paths.state, self.state.to_json())
         self._checkpointed = True
         self._last_checkpoint = time.time()
+        self._open_pieces()
 
     def finish(self, settings, seconds):
         state = self.state
         if self._window:
             self._flush_window()
-        for f in self._files:
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-        for path in self.output_files:
-            os.replace(_JobPaths.partial(path), path)
-        directory = os.path.dirname(self.paths.summary)
+        self._close_pieces()
+        num_pieces = state.pieces + 1
+        jobs = [([self.paths.piece(k, i) for i in range(num_pieces)], path, size)
+                for k, (path, size) in enumerate(zip(self.output_files, state.shard_bytes))]
+        if num_pieces == 1:
+            for pieces, path, size in jobs:
+                _move_piece(pieces[0], path, size)
+        else:
+            # Object stores answer each read after a delay: several files at once.
+            with concurrent.futures.ThreadPoolExecutor(min(8, len(jobs))) as pool:
+                list(pool.map(lambda job: _concatenate(*job), jobs))
         stats = state.stats.summary()
         summary = {
             "complete": True,
             "fingerprint": state.fingerprint,
-            "shards": [{"path": os.path.relpath(os.path.abspath(p), directory),
-                        "instances": n, "bytes": b}
+            "shards": [{"path": _relative(p, self.paths.directory), "instances": n, "bytes": b}
                        for p, n, b in zip(self.output_files, state.shard_records,
                                           state.shard_bytes)],
             "instances": state.records_written,
@@ -962,19 +1035,52 @@ class _ShardWriter:
             "settings": settings,
         }
         _write_json(self.paths.summary, summary)  # last: marks the output complete
-        shutil.rmtree(self.paths.work_dir, ignore_errors=True)
+        _remove_tree(self.paths.work_dir)
         return summary
 
     def abort(self):
         for f in self._files:
-            if not f.closed:
+            try:
                 f.close()
+            except tf.errors.OpError:
+                pass
+        self._files = []
 
-    def remove_partial_files(self):
-        for path in self.output_files:
-            partial = _JobPaths.partial(path)
-            if os.path.exists(partial):
-                os.remove(partial)
+
+def _check_size(path, size, expected):
+    if size != expected:
+        raise PretrainingDataError(
+            f"{path} holds {size} bytes, the job wrote {expected}: its work folder was "
+            "changed during the run. Run again without --resume to start over.")
+
+
+def _move_piece(piece, path, expected_bytes):
+    """Renames a piece to the output name (copies it where a rename cannot, e.g. between
+    filesystems)."""
+    _check_size(piece, _file_size(piece), expected_bytes)
+    folder = files.dirname(path)
+    if folder:
+        files.makedirs(folder)
+    try:
+        tf.io.gfile.rename(piece, path, overwrite=True)
+    except tf.errors.OpError:
+        files.copy(piece, path)
+        tf.io.gfile.remove(piece)
+
+
+def _concatenate(pieces, path, expected_bytes, block=16 << 20):
+    """Writes the pieces, in order, as the file `path` (atomically)."""
+    total = 0
+    with files.atomic_write(path, "wb") as out:
+        for piece in pieces:
+            with tf.io.gfile.GFile(piece, "rb") as f:
+                while True:
+                    data = f.read(block)
+                    if not data:
+                        break
+                    out.write(data)
+                    total += len(data)
+        _check_size(path, total, expected_bytes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1056,74 +1162,78 @@ def _clock(seconds):
 
 
 def _define_flags():
+    """Defines the script's flags (the original's, and the new ones); see `cli.run`."""
     from absl import flags
+
+    from albert_tf.cli import define_flag
     f = flags
-    f.DEFINE_string("input_file", None, "Input text files: comma-separated glob patterns. One "
-                    "sentence per line, blank line between documents; UTF-8, optionally gzip.")
-    f.DEFINE_string("output_file", None, "Output TFRecord files (comma-separated, filled "
-                    "round-robin), or the base name with --num_output_shards.")
-    f.DEFINE_string("vocab_file", None, "WordPiece vocabulary file; ignored with "
-                    "--spm_model_file.")
-    f.DEFINE_string("spm_model_file", None, "SentencePiece model file (e.g. 30k-clean.model).")
-    f.DEFINE_string("input_file_mode", "r", "Kept for compatibility and ignored: the input is "
-                    "always read as UTF-8 (or gzip-compressed UTF-8).")
-    f.DEFINE_bool("do_lower_case", True, "Lower-case the input text (uncased models).")
-    f.DEFINE_bool("do_whole_word_mask", True, "Mask whole words rather than single pieces.")
-    f.DEFINE_bool("do_permutation", False, "Add permuted positions as extra predictions "
-                  "(the masked-LM features are then 2 * max_predictions_per_seq long).")
-    f.DEFINE_bool("favor_shorter_ngram", True, "n-gram lengths with probability 1/n "
-                  "(shorter spans favoured); otherwise reversed.")
-    f.DEFINE_bool("random_next_sentence", False, "Negatives take B from a random document "
-                  "(BERT's next-sentence task) instead of swapping A and B (ALBERT's "
-                  "sentence order). The original's help text says the opposite of what it does.")
-    f.DEFINE_integer("max_seq_length", 512, "Maximum sequence length, [CLS] and [SEP]s included.")
-    f.DEFINE_integer("ngram", 3, "Longest n-gram (in words) masked as one span.")
-    f.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked-LM predictions per sequence.")
-    f.DEFINE_integer("random_seed", 12345, "Seed of every random choice.")
-    f.DEFINE_integer("dupe_factor", 40, "Passes over the corpus, each with different masks.")
-    f.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
-    f.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.")
-    f.DEFINE_integer("num_workers", None, "Worker processes (default: all cores). The output "
-                     "does not depend on it.")
-    f.DEFINE_integer("num_output_shards", 0, "Write K files <output_file>-0000i-of-0000K "
-                     "(0: the files of --output_file).")
-    f.DEFINE_bool("resume", False, "Continue an interrupted run with the same flags from its "
-                  "last checkpoint.")
-    f.DEFINE_bool("skip_bad_lines", False, "Skip and count lines that are not valid UTF-8 "
-                  "instead of stopping.")
-    f.DEFINE_integer("shuffle_buffer_size", 20000, "Instances shuffled together before being "
-                     "dealt to the output files (memory: about this many serialized examples).")
-    f.mark_flag_as_required("input_file")
-    f.mark_flag_as_required("output_file")
+    define_flag(f.DEFINE_string, "input_file", None, "Input text files: comma-separated glob "
+                "patterns, any tf.io.gfile path (gs://...). One sentence per line, blank line "
+                "between documents; UTF-8, optionally gzip.")
+    define_flag(f.DEFINE_string, "output_file", None, "Output TFRecord files (comma-separated, "
+                "filled round-robin), or the base name with --num_output_shards.")
+    define_flag(f.DEFINE_string, "vocab_file", None, "WordPiece vocabulary file; ignored with "
+                "--spm_model_file.")
+    define_flag(f.DEFINE_string, "spm_model_file", None,
+                "SentencePiece model file (e.g. 30k-clean.model).")
+    define_flag(f.DEFINE_string, "input_file_mode", "r", "Kept for compatibility and ignored: "
+                "the input is always read as UTF-8 (or gzip-compressed UTF-8).")
+    define_flag(f.DEFINE_bool, "do_lower_case", True,
+                "Lower-case the input text (uncased models).")
+    define_flag(f.DEFINE_bool, "do_whole_word_mask", True,
+                "Mask whole words rather than single pieces.")
+    define_flag(f.DEFINE_bool, "do_permutation", False, "Add permuted positions as extra "
+                "predictions (the masked-LM features are then 2 * max_predictions_per_seq "
+                "long).")
+    define_flag(f.DEFINE_bool, "favor_shorter_ngram", True, "n-gram lengths with probability "
+                "1/n (shorter spans favoured); otherwise reversed.")
+    define_flag(f.DEFINE_bool, "random_next_sentence", False, "Negatives take B from a random "
+                "document (BERT's next-sentence task) instead of swapping A and B (ALBERT's "
+                "sentence order). The original's help text says the opposite of what it does.")
+    define_flag(f.DEFINE_integer, "max_seq_length", 512,
+                "Maximum sequence length, [CLS] and [SEP]s included.")
+    define_flag(f.DEFINE_integer, "ngram", 3, "Longest n-gram (in words) masked as one span.")
+    define_flag(f.DEFINE_integer, "max_predictions_per_seq", 20,
+                "Maximum masked-LM predictions per sequence.")
+    define_flag(f.DEFINE_integer, "random_seed", 12345, "Seed of every random choice.")
+    define_flag(f.DEFINE_integer, "dupe_factor", 40,
+                "Passes over the corpus, each with different masks.")
+    define_flag(f.DEFINE_float, "masked_lm_prob", 0.15, "Masked LM probability.")
+    define_flag(f.DEFINE_float, "short_seq_prob", 0.1,
+                "Probability of a shorter target length.")
+    define_flag(f.DEFINE_integer, "num_workers", None, "Worker processes (default: all cores). "
+                "The output does not depend on it.")
+    define_flag(f.DEFINE_integer, "num_output_shards", 0, "Write K files "
+                "<output_file>-0000i-of-0000K (0: the files of --output_file).")
+    define_flag(f.DEFINE_bool, "resume", False, "Continue an interrupted run with the same "
+                "flags from its last checkpoint.")
+    define_flag(f.DEFINE_bool, "skip_bad_lines", False, "Skip and count lines that are not "
+                "valid UTF-8 instead of stopping.")
+    define_flag(f.DEFINE_integer, "shuffle_buffer_size", 20000, "Instances shuffled together "
+                "before being dealt to the output files (memory: about this many serialized "
+                "examples).")
     return f.FLAGS
 
 
 def main(argv):
-    del argv
-    from absl import flags
-    FLAGS = flags.FLAGS
-    try:
-        _run_from_flags(FLAGS)
-    except KeyboardInterrupt:
-        sys.exit(130)  # the job has said where its progress is; no traceback
-
-
-def _run_from_flags(FLAGS):
-    create_pretraining_data(
-        FLAGS.input_file, FLAGS.output_file, vocab_file=FLAGS.vocab_file,
-        spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case,
-        max_seq_length=FLAGS.max_seq_length,
-        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-        masked_lm_prob=FLAGS.masked_lm_prob, short_seq_prob=FLAGS.short_seq_prob,
-        ngram=FLAGS.ngram, favor_shorter_ngram=FLAGS.favor_shorter_ngram,
-        do_whole_word_mask=FLAGS.do_whole_word_mask, do_permutation=FLAGS.do_permutation,
-        random_next_sentence=FLAGS.random_next_sentence, random_seed=FLAGS.random_seed,
-        dupe_factor=FLAGS.dupe_factor, num_workers=FLAGS.num_workers,
-        num_output_shards=FLAGS.num_output_shards, resume=FLAGS.resume,
-        skip_bad_lines=FLAGS.skip_bad_lines, shuffle_buffer_size=FLAGS.shuffle_buffer_size)
+    """The command line: `python -m albert_tf.create_pretraining_data --input_file=...`.
+    Bad input is one `ERROR:` line (exit status 1); Ctrl-C stops with the progress saved."""
+    from albert_tf import cli
+    with cli.script_main(argv) as FLAGS:
+        create_pretraining_data(
+            FLAGS.input_file, FLAGS.output_file, vocab_file=FLAGS.vocab_file,
+            spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case,
+            max_seq_length=FLAGS.max_seq_length,
+            max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+            masked_lm_prob=FLAGS.masked_lm_prob, short_seq_prob=FLAGS.short_seq_prob,
+            ngram=FLAGS.ngram, favor_shorter_ngram=FLAGS.favor_shorter_ngram,
+            do_whole_word_mask=FLAGS.do_whole_word_mask, do_permutation=FLAGS.do_permutation,
+            random_next_sentence=FLAGS.random_next_sentence, random_seed=FLAGS.random_seed,
+            dupe_factor=FLAGS.dupe_factor, num_workers=FLAGS.num_workers,
+            num_output_shards=FLAGS.num_output_shards, resume=FLAGS.resume,
+            skip_bad_lines=FLAGS.skip_bad_lines, shuffle_buffer_size=FLAGS.shuffle_buffer_size)
 
 
 if __name__ == "__main__":
-    from absl import app
-    _define_flags()
-    app.run(main)
+    from albert_tf import cli
+    cli.run(main, _define_flags, required=["input_file", "output_file"])

@@ -22,12 +22,15 @@ selects the data files only.
 """
 
 import contextlib
+import gzip
+import io
 import json
 import os
 import posixpath
 import re
 import time
 import uuid
+import zlib
 
 import tensorflow as tf
 
@@ -160,6 +163,82 @@ def read_json(path, what="JSON file"):
     except json.JSONDecodeError as error:
         raise FileError(f"The {what} {path} is not valid JSON: line {error.lineno}, "
                         f"column {error.colno}: {error.msg}.") from None
+
+
+class _RawGFile(io.RawIOBase):
+    """A `tf.io.gfile.GFile` opened for reading, as the raw stream under an
+    `io.BufferedReader`; `position` counts the bytes read from the file."""
+
+    def __init__(self, gfile):
+        super().__init__()
+        self._file = gfile
+        self.position = 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._file.read(len(buffer))
+        buffer[:len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def close(self):
+        self._file.close()
+        super().close()
+
+
+class BinaryReader:
+    """A file opened by `open_binary`. Iterating yields its lines (bytes, each with its
+    `b"\\n"`); `position` is the number of bytes of the file read so far (compressed bytes
+    of a gzip file), for progress reports. Read errors raise FileError naming the file."""
+
+    def __init__(self, path, what, stream, raw, gzipped):
+        self.path, self.what, self.gzipped = path, what, gzipped
+        self._stream, self._raw = stream, raw
+
+    @property
+    def position(self):
+        return self._raw.position
+
+    def __iter__(self):
+        try:
+            yield from self._stream
+        except tf.errors.OpError as error:
+            raise FileError(f"Cannot read the {self.what} {self.path}: {error.message}") from None
+        except (EOFError, OSError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+            if not self.gzipped:
+                raise
+            raise FileError(f"The {self.what} {self.path} is not a readable gzip file "
+                            f"({error}).") from None
+
+
+@contextlib.contextmanager
+def open_binary(path, what="file", gunzip=False):
+    """Yields a `BinaryReader` of `path` (any filesystem) that reads 1 MiB blocks through
+    `tf.io.gfile` (iterating its lines is as fast as over a local `open`; GFile's own
+    `readline` is about 20 times slower).
+
+    Args:
+      gunzip: decompress gzip content, recognised by its magic bytes (whatever the name).
+    Raises:
+      FileError: the file does not exist or cannot be read (naming it).
+    """
+    try:
+        gfile = tf.io.gfile.GFile(path, "rb")
+        raw = _RawGFile(gfile)
+        stream = io.BufferedReader(raw, 1 << 20)
+        head = stream.peek(2)  # opens the file: a missing one fails here
+        gzipped = gunzip and head[:2] == b"\x1f\x8b"
+    except tf.errors.OpError as error:
+        raise FileError(_read_error(path, what, error)) from None
+    try:
+        if gzipped:
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+        yield BinaryReader(path, what, stream, raw, gzipped)
+    finally:
+        stream.close()
+        raw.close()
 
 
 def exists(path):

@@ -29,6 +29,7 @@ from albert_tf import _pretraining_instances as instances_lib
 from albert_tf import _pretraining_records as records_lib
 from albert_tf import create_pretraining_data as cpd
 from albert_tf import tokenization
+from albert_tf.errors import UserError
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 SPM_MODEL = str(FIXTURES / "original_tokenizer" / "spm1k.model")
@@ -436,7 +437,8 @@ def test_sharded_output_names_and_round_robin_counts(tmp_path, small_corpus):
     counts = [s["instances"] for s in summary["shards"]]
     assert max(counts) - min(counts) <= 1 and sum(counts) == summary["instances"]
     assert [sum(1 for _ in tf.data.TFRecordDataset(f)) for f in files] == counts
-    assert (tmp_path / "s" / "train.tfrecord.summary.json").exists()
+    # The summary is a side file ("_" prefix), which `train.tfrecord*` globs skip.
+    assert (tmp_path / "s" / "_train.tfrecord.summary.json").exists()
 
 
 def test_comma_separated_output_files_are_used_as_given(tmp_path, small_corpus):
@@ -475,16 +477,16 @@ def test_an_interrupted_run_leaves_no_complete_looking_file_and_resumes_identica
     with pytest.raises(_Interrupt):
         _run(tmp_path, small_corpus, "cut/train.tfrecord", **settings)
     left = sorted(os.listdir(tmp_path / "cut"))
-    # Only hidden partial files and the work directory: nothing named like the output.
-    assert left == [".train.tfrecord-00000-of-00002.partial",
-                    ".train.tfrecord-00001-of-00002.partial", ".train.tfrecord.work"]
+    # Only the work folder (a side file, with the pieces of the output files): nothing named
+    # like the output.
+    assert left == ["_train.tfrecord.work"]
 
     monkeypatch.undo()
     _, resumed = _run(tmp_path, small_corpus, "cut/train.tfrecord", resume=True, **settings)
     assert _file_digests(resumed) == _file_digests(reference)
     assert sorted(os.listdir(tmp_path / "cut")) == [
-        "train.tfrecord-00000-of-00002", "train.tfrecord-00001-of-00002",
-        "train.tfrecord.summary.json"]
+        "_train.tfrecord.summary.json", "train.tfrecord-00000-of-00002",
+        "train.tfrecord-00001-of-00002"]
 
 
 def test_a_run_interrupted_before_any_checkpoint_leaves_nothing(tmp_path, small_corpus,
@@ -529,7 +531,7 @@ def test_resume_refuses_a_checkpoint_made_with_other_settings(tmp_path, small_co
 
 def test_an_input_pattern_matching_nothing_is_an_error_naming_it(tmp_path):
     pattern = str(tmp_path / "nowhere" / "*.txt")
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(UserError, match="nowhere"):
         _run(tmp_path, pattern)
 
 
@@ -584,7 +586,7 @@ def test_command_line_with_the_original_flag_names(tmp_path, small_corpus):
                             cwd=pathlib.Path(__file__).parent.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "instances" in result.stderr
-    summary = json.loads((tmp_path / "cli" / "train.tfrecord.summary.json").read_text())
+    summary = json.loads((tmp_path / "cli" / "_train.tfrecord.summary.json").read_text())
     assert len(summary["shards"]) == 2 and summary["settings"]["random_seed"] == 5
     examples = _read([str(output) + f"-0000{i}-of-00002" for i in range(2)], 64, 10)
     assert len(examples) == summary["instances"]
