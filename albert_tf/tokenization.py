@@ -30,6 +30,7 @@ The original pipeline on the SentencePiece path, which everything here reproduce
 4. Ids: `PieceToId` per piece (an unknown piece gives the `<unk>` id).
 """
 
+import io
 import os
 import unicodedata
 
@@ -157,57 +158,58 @@ def encode_ids(sp_model, text, sample=False):
     return [sp_model.PieceToId(p) for p in encode_pieces(sp_model, text, sample=sample)]
 
 
-class _LocalFiles:
-    """The two `tf.io.gfile` calls used here, for local paths, without importing TensorFlow."""
-
-    exists = staticmethod(os.path.exists)
-
-    @staticmethod
-    def GFile(path, mode):  # noqa: N802 (the tf.io.gfile name)
-        return open(path, mode)
+class VocabularyFileError(UserError, ValueError):
+    """A vocabulary or SentencePiece model file that cannot be used (a `ValueError`)."""
 
 
-def _gfile(path):
-    """`tf.io.gfile` for remote paths (gs://, hdfs://, ...), plain files otherwise."""
-    if "://" in path:
-        import tensorflow as tf
-        return tf.io.gfile
-    return _LocalFiles
+def _read_bytes(path, what):
+    """The bytes of `path` on any filesystem `tf.io.gfile` knows (local, gs://, ram://).
+
+    `albert_tf.files` (and so TensorFlow) is imported here, on first use, so that importing
+    this module stays free of TensorFlow. Raises FileNotFoundError naming a missing file.
+    """
+    from albert_tf import files
+    if not files.exists(path):
+        raise FileNotFoundError(f"The {what} {path!r} does not exist.")
+    return files.read_bytes(path, what)
 
 
 def load_spm_model(spm_model_file):
     """Reads a SentencePiece model file (any path `tf.io.gfile` reads, e.g. gs://).
+
+    The bytes are read through `tf.io.gfile` and loaded with `sentencepiece_from_proto`
+    (SentencePiece itself only opens local files).
 
     Returns:
       (model_proto_bytes, sentencepiece.SentencePieceProcessor).
 
     Raises:
       FileNotFoundError: the file does not exist.
-      ValueError: the file is not a SentencePiece model.
+      VocabularyFileError: the file is not a SentencePiece model (a ValueError).
     """
     path = os.fspath(spm_model_file)
-    gfile = _gfile(path)
-    if not gfile.exists(path):
+    try:
+        model_proto = _read_bytes(path, "SentencePiece model file")
+    except FileNotFoundError as error:
         raise FileNotFoundError(
-            f"SentencePiece model file {path!r} does not exist. Pass --spm_model_file the "
-            "`.model` file of the vocabulary (e.g. 30k-clean.model from a released model).")
-    with gfile.GFile(path, "rb") as f:
-        model_proto = f.read()
+            f"{error} Pass --spm_model_file the `.model` file of the vocabulary (e.g. "
+            "30k-clean.model from a released model).") from None
     return model_proto, sentencepiece_from_proto(model_proto, path)
 
 
 def sentencepiece_from_proto(model_proto, origin="<bytes>"):
-    """Loads a serialized SentencePiece model; `origin` names it in errors."""
+    """Loads a serialized SentencePiece model; `origin` names it in errors
+    (`VocabularyFileError`, a ValueError, if the bytes are not a model)."""
     sp_model = spm.SentencePieceProcessor()
     try:
         sp_model.LoadFromSerializedProto(model_proto)
     except (RuntimeError, OSError, TypeError) as err:
-        raise ValueError(
+        raise VocabularyFileError(
             f"{origin} is not a SentencePiece model ({len(model_proto)} bytes could not be "
             f"parsed: {err}). Expected the `.model` file written by spm_train or "
             "albert_tf.train_sentencepiece, not the `.vocab` text file.") from None
     if sp_model.GetPieceSize() == 0:
-        raise ValueError(f"{origin} is a SentencePiece model with no pieces.")
+        raise VocabularyFileError(f"{origin} is a SentencePiece model with no pieces.")
     return sp_model
 
 
@@ -223,16 +225,13 @@ def load_vocab(vocab_file):
     Returns a dict token -> id in id order.
     """
     path = os.fspath(vocab_file)
-    gfile = _gfile(path)
-    if not gfile.exists(path):
-        raise FileNotFoundError(f"WordPiece vocabulary file {path!r} does not exist.")
     vocab = {}
-    with gfile.GFile(path, "rb") as f:
-        for line in f:
-            line = convert_to_unicode(line)
-            token = line.strip().split()[0] if line.strip() else " "
-            if token not in vocab:
-                vocab[token] = len(vocab)
+    # Lines end at b"\n" only, as in a file read line by line.
+    for line in io.BytesIO(_read_bytes(path, "WordPiece vocabulary file")):
+        line = convert_to_unicode(line)
+        token = line.strip().split()[0] if line.strip() else " "
+        if token not in vocab:
+            vocab[token] = len(vocab)
     return vocab
 
 
