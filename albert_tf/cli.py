@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from albert_tf import files
 from albert_tf import training
 
 
@@ -176,8 +177,12 @@ def model_files_from_flags(values):
     """(init checkpoint, SentencePiece model, config file) of the flags, a TF-Hub module
     (`--albert_hub_module_handle`) filling in the checkpoint and config left unset and
     giving its SentencePiece model, as the original's `create_vocab` does."""
-    init_checkpoint = values.init_checkpoint or None
+    from albert_tf.convert import init_checkpoint_of
+    # A Hugging Face folder, keras-hub preset or albert_tf export is converted first.
+    init_checkpoint = init_checkpoint_of(values.init_checkpoint) or None
     spm_model_file, config_file = values.spm_model_file, values.albert_config_file
+    if init_checkpoint != (values.init_checkpoint or None) and not config_file:
+        config_file = files.join(files.dirname(init_checkpoint), "albert_config.json")
     if values.albert_hub_module_handle:
         from albert_tf.finetuning import resolve_hub_module
         prefix, hub_spm, hub_config = resolve_hub_module(values.albert_hub_module_handle)

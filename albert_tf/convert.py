@@ -365,7 +365,7 @@ def _read_tfhub_module(path, albert_config_file):
     if not config_file:
         raise ConversionError(f"{path}: a TF-Hub module holds no albert_config.json; pass "
                               "--albert_config_file (the config of the model it was made from).")
-    do_lower_case = _tokenization_info(path)[1]
+    do_lower_case = tokenization_info(path)[1]
     return _original_weights(prefix, _config_from_file(config_file), path, "tfhub_module",
                              spm_model=files.read_bytes(spm) if spm else None,
                              do_lower_case=do_lower_case)
@@ -382,15 +382,24 @@ def _read_export(path, albert_config_file):
     num_labels = len(labels) if labels else info.get("num_labels")
     reader = tf.compat.v1.train.NewCheckpointReader(_join(path, "variables", "variables"))
     shapes = reader.get_variable_to_shape_map()
-    model, _ = _export_model(export_lib, config, info.get("head", "none"), num_labels, shapes)
+    keys = _list_checkpoint_keys(reader, "model_variables", path)
+    model = _export_model(export_lib, config, info.get("head", "none"), num_labels,
+                             [shapes[key] for key in keys])
+    if len(keys) != len(model.variables):
+        raise ConversionError(f"{path}: {len(keys)} model variables, but the {info.get('head')} "
+                              f"model of assets/albert_config.json has {len(model.variables)}.")
     values, names = {}, {}
-    for index, variable in enumerate(model.variables):
-        key = f"model_variables/{index}/.ATTRIBUTES/VARIABLE_VALUE"
+    # `model.variables` also holds state that is not a weight (dropout seed generators).
+    weight_ids = {id(weight) for weight in model.weights}
+    for index, (variable, key) in enumerate(zip(model.variables, keys)):
+        if id(variable) not in weight_ids:
+            continue
         name = checkpoints_lib.original_name(variable)
-        if key not in shapes or tuple(shapes[key]) != tuple(variable.shape):
+        if tuple(shapes[key]) != tuple(variable.shape):
             raise ConversionError(
-                f"{path}: variable {index} ({key}) does not have the shape of {name} "
-                f"{list(variable.shape)}; is assets/albert_config.json the exported model's?")
+                f"{path}: variable {index} ({key}) has shape {shapes[key]}, not the shape of "
+                f"{name} {list(variable.shape)}; is assets/albert_config.json the exported "
+                "model's?")
         values[name] = np.asarray(reader.get_tensor(key))
         names[name] = key
     spm_name = info.get("spm_model_file") or info.get("vocab_file")
@@ -405,23 +414,70 @@ def _read_export(path, albert_config_file):
 
 
 def _export_model(export_lib, config, head, num_labels, shapes):
-    """The model an export of `head` was made from (the number of labels from its last
-    variables when the export info does not say)."""
+    """The model an export of `head` was made from (a classifier's number of labels, when
+    the export info does not say, from its first variable, `output_weights` [C, H])."""
     if head == "classifier" and num_labels is None:
-        count = sum(1 for key in shapes if key.startswith("model_variables/"))
-        # The classifier's variables end with output_weights [C, H], output_bias [C].
-        num_labels = shapes[f"model_variables/{count - 1}/.ATTRIBUTES/VARIABLE_VALUE"][0]
-    return export_lib.build_model(config, head, num_labels=num_labels)
+        num_labels = shapes[0][0]
+    return export_lib.build_model(config, head, num_labels=num_labels)[0]
 
 
-def _tokenization_info(handle):
-    """(vocab file, do_lower_case) from a SavedModel's `tokenization_info` signature, or
-    (None, None) when it has none (or cannot be run here)."""
+def _list_checkpoint_keys(reader, attribute, path):
+    """The checkpoint keys of the variables in the root's list `attribute`, in list order.
+
+    A SavedModel stores each variable once, under the first object path that reaches it
+    (`model/output_weights/...` or `model_variables/3/...`), so the keys are found through
+    the object graph rather than spelled.
+    """
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+
+    def child(node_id, name):
+        for reference in graph.nodes[node_id].children:
+            if reference.local_name == name:
+                return reference.node_id
+        return None
+
+    node = child(0, attribute)
+    if node is None:
+        raise ConversionError(f"{path}: the SavedModel has no {attribute!r}; not an "
+                              "albert_tf export?")
+    keys = []
+    while (item := child(node, str(len(keys)))) is not None:
+        keys.append(next(a.checkpoint_key for a in graph.nodes[item].attributes
+                         if a.name == "VARIABLE_VALUE"))
+    return keys
+
+
+def tokenization_info(handle):
+    """(SentencePiece model path or None, do_lower_case or None) of a TF-Hub module or an
+    `albert_tf.export` SavedModel: what its `tokenization_info` signature returns.
+
+    For our exports the values are read from `assets/export_info.json`, which the export
+    writes from the same settings as the signature (no SavedModel load, which takes seconds);
+    other modules are loaded and the signature is run, as the original `from_hub_module` does.
+    Returns (None, None) for a module without the signature.
+    """
+    handle = str(handle)
+    info_file = _join(handle, "assets", "export_info.json")
+    if tf.io.gfile.exists(info_file):
+        info = files.read_json(info_file, "export info")
+        spm = info.get("spm_model_file")
+        return (_join(handle, "assets", files.basename(spm)) if spm else None,
+                info.get("do_lower_case"))
     try:
-        loaded = tf.saved_model.load(str(handle))
-    except Exception:  # A TF1 hub module with graph-only parts: fall back to the flags.
-        return None, None
-    signature = getattr(loaded, "signatures", {}).get("tokenization_info")
+        import tensorflow_text  # noqa: F401  (registers the text ops a module may use)
+    except ImportError:
+        pass
+    signature = None
+    for tags in (None, []):  # TF2 SavedModels, then TF1 hub modules (graph with no tags)
+        try:
+            loaded = tf.saved_model.load(handle, tags=tags)
+        except (RuntimeError, ValueError, tf.errors.OpError):
+            continue
+        signature = getattr(loaded, "signatures", {}).get("tokenization_info")
+        if signature is not None:
+            break
     if signature is None:
         return None, None
     info = signature()
@@ -841,19 +897,65 @@ def build_model(weights, num_choices=4):
 
 
 def original_checkpoint(path, albert_config_file=None):
-    """A checkpoint prefix with original names for any source: the prefix itself for an
-    original checkpoint or a TF-Hub module, else a conversion written to TensorFlow's
-    in-memory filesystem (`ram://`, this process only). For `--init_checkpoint` and
-    `--albert_hub_module_handle`."""
+    """A checkpoint prefix with original names for weights in any format of `FORMATS`.
+
+    The prefix itself for an original checkpoint or a TF-Hub module; otherwise the weights are
+    converted into a scratch folder of this process (removed at exit). For `--init_checkpoint`
+    and `--albert_hub_module_handle`, which `checkpoints.load_original_checkpoint` reads.
+    """
     source_format = detect_format(path)
     if source_format == "original":
-        return checkpoints_lib.resolve_checkpoint(path)
+        return _resolve_prefix(str(path))
     if source_format == "tfhub_module":
         return files.join(str(path), "variables", "variables")
     weights = read_weights(path, albert_config_file=albert_config_file)
-    folder = f"ram://albert_tf_converted/{uuid.uuid4().hex}"
+    folder = files.join(_scratch_dir(), uuid.uuid4().hex)
     write_weights(weights, folder, "original")
+    tf.get_logger().info("Converted %s (%s) to the original format in %s.", path,
+                         source_format, folder)
     return files.join(folder, CHECKPOINT_NAME)
+
+
+def resolve_export(handle):
+    """(checkpoint prefix, SentencePiece model, config file) of an `albert_tf.export`
+    SavedModel, as `finetuning.resolve_hub_module` returns them for a TF-Hub module."""
+    handle = str(handle)
+    spm, _ = tokenization_info(handle)
+    config = _join(handle, "assets", "albert_config.json")
+    return original_checkpoint(handle), spm, config
+
+
+_SCRATCH = []
+
+
+def _scratch_dir():
+    """A local folder private to this process, removed when it exits (not a user path)."""
+    if not _SCRATCH:
+        import atexit
+        import shutil
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="albert_tf_converted-")
+        atexit.register(shutil.rmtree, folder, True)
+        _SCRATCH.append(folder)
+    return _SCRATCH[0]
+
+
+def init_checkpoint_of(path):
+    """`--init_checkpoint` as `load_original_checkpoint` reads it: a folder of weights in
+    another format (Hugging Face, keras-hub, an `albert_tf.export` SavedModel, a TF-Hub module)
+    becomes a converted original checkpoint (`original_checkpoint`); anything else (an original
+    checkpoint, a path that does not exist) is returned unchanged."""
+    if not path or tf.io.gfile.exists(str(path) + ".index") or not tf.io.gfile.isdir(path):
+        return path
+    if any(tf.io.gfile.exists(_join(str(path), name))
+           for name in ("config.json", "saved_model.pb", "tfhub_module.pb")):
+        return original_checkpoint(path)
+    return path
+
+
+def is_saved_model_export(path):
+    """Whether `path` is a folder written by `albert_tf.export` (a SavedModel)."""
+    return bool(path) and tf.io.gfile.exists(_join(str(path), "assets", "export_info.json"))
 
 
 # =========================================================================================

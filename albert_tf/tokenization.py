@@ -78,7 +78,7 @@ def printable_text(text):
     return convert_to_unicode(text)
 
 
-def preprocess_text(inputs, remove_space=True, lower=False):
+def preprocess_text(inputs, remove_space=True, lower=False, keep_accents=False):
     """The original text preprocessing of the SentencePiece path.
 
     Args:
@@ -86,6 +86,8 @@ def preprocess_text(inputs, remove_space=True, lower=False):
         raised a TypeError on bytes under Python 3).
       remove_space: strip, and collapse every run of `str.isspace()` characters to one space.
       lower: apply `str.lower()` at the end.
+      keep_accents: skip the NFKD / combining-character removal (Hugging Face's
+        `keep_accents=True`; the original always removes them).
 
     Returns:
       `str`: NFKD-normalised text without combining characters (canonical combining class
@@ -96,7 +98,7 @@ def preprocess_text(inputs, remove_space=True, lower=False):
     if remove_space:
         outputs = " ".join(outputs.strip().split())
     # ASCII text is its own NFKD form and has no combining characters.
-    if not outputs.isascii():
+    if not keep_accents and not outputs.isascii():
         outputs = unicodedata.normalize("NFKD", outputs)
         outputs = "".join(c for c in outputs if not unicodedata.combining(c))
     if lower:
@@ -450,7 +452,8 @@ class FullTokenizer:
                 split_tokens.extend(self.wordpiece_tokenizer.tokenize(token))
             return split_tokens
         if self.preprocess:
-            text = preprocess_text(text, lower=self.do_lower_case)
+            text = preprocess_text(text, remove_space=self.remove_space,
+                                   lower=self.do_lower_case, keep_accents=self.keep_accents)
         try:
             pieces = self.sp_model.EncodeAsPieces(text)
         except (UnicodeEncodeError, RuntimeError):
@@ -528,6 +531,58 @@ class FullTokenizer:
                     "albert_tf.train_sentencepiece (control symbols [CLS],[SEP],[MASK], pad id 0, "
                     "unk id 1), or add the token to the vocabulary file.")
         return MissingTokenError(f"Token {token!r} is not in the {kind} {self.vocab_path!r}.{hint}")
+
+    # === From model hubs ===
+
+    # Hugging Face's `tokenizer_config.json` settings; the original's are these defaults.
+    remove_space = True
+    keep_accents = False
+
+    @classmethod
+    def from_hub_module(cls, hub_module, use_spm=True):
+        """The tokenizer of a TF-Hub module, as the original: the vocabulary file and
+        `do_lower_case` of its `tokenization_info` signature.
+
+        `hub_module` is the folder of an original-format ALBERT TF-Hub module or of a
+        SavedModel written by `albert_tf.export`. `use_spm=False` reads the vocabulary as a
+        WordPiece file. Raises ValueError if the module has no `tokenization_info`.
+        """
+        from albert_tf.convert import tokenization_info
+        vocab_file, do_lower_case = tokenization_info(hub_module)
+        if vocab_file is None:
+            raise ValueError(f"{hub_module} has no tokenization_info signature (not an ALBERT "
+                             "TF-Hub module or albert_tf export).")
+        if use_spm:
+            return cls(None, do_lower_case=do_lower_case, spm_model_file=vocab_file)
+        return cls(vocab_file, do_lower_case=do_lower_case)
+
+    @classmethod
+    def from_hf_folder(cls, folder, do_lower_case=None):
+        """The tokenizer of a Hugging Face ALBERT folder: `spiece.model`, with
+        `do_lower_case` (default True), `keep_accents` (default False) and `remove_space`
+        (default True) from its `tokenizer_config.json`. `do_lower_case` overrides the file.
+        """
+        from albert_tf import files
+        settings = {}
+        config_file = files.join(folder, "tokenizer_config.json")
+        if files.exists(config_file):
+            settings = files.read_json(config_file, "tokenizer config")
+        lower = settings.get("do_lower_case", True) if do_lower_case is None else do_lower_case
+        tokenizer = cls(None, do_lower_case=lower,
+                        spm_model_file=files.join(folder, "spiece.model"))
+        tokenizer.keep_accents = bool(settings.get("keep_accents", False))
+        tokenizer.remove_space = bool(settings.get("remove_space", True))
+        return tokenizer
+
+    @classmethod
+    def from_keras_hub_preset(cls, preset, do_lower_case=True):
+        """The tokenizer of a keras-hub ALBERT preset folder
+        (`assets/tokenizer/vocabulary.spm`). keras-hub stores no casing: `do_lower_case`
+        (default True, as the released uncased models) says it.
+        """
+        from albert_tf import files
+        return cls(None, do_lower_case=do_lower_case,
+                   spm_model_file=files.join(preset, "assets", "tokenizer", "vocabulary.spm"))
 
 
 # --------------------------------------------------------------------------------------------
