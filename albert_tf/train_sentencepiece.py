@@ -21,19 +21,22 @@ additions the README leaves to the user:
 Ids of a model trained this way: 0 `<pad>`, 1 `<unk>`, 2 `[CLS]`, 3 `[SEP]`, 4 `[MASK]`,
 5-12 `(` `)` `"` `-` `.` `–` `£` `€`, then the learnt pieces. No BOS/EOS.
 
-Sentences are streamed from the files (plain text or .gz, any path `tf.io.gfile` reads);
-SentencePiece keeps a uniform random sample of `input_sentence_size` of them
-(`shuffle_input_sentence`), so corpora larger than memory train in bounded memory. The
-`.model` and `.vocab` files are written under temporary names and renamed when complete.
+Sentences are streamed from the files (plain text or gzip, any path `tf.io.gfile` reads:
+local, gs://, ...; `--input` takes comma-separated glob patterns) into SentencePiece, which
+keeps a uniform random sample of `input_sentence_size` of them (`shuffle_input_sentence`),
+so corpora larger than memory train in bounded memory. SentencePiece returns the model as
+bytes; the `.model` and `.vocab` files are written through `tf.io.gfile` under temporary
+names and renamed when complete.
 
     python -m albert_tf.train_sentencepiece --input=corpus.txt --model_prefix=30k-clean \\
         --vocab_size=30000
 """
 
-import gzip
 import io
 import os
 import time
+
+from albert_tf.errors import UserError
 
 # The README's flags (see the module docstring). `character_coverage` etc. are keyword
 # arguments of `train_sentencepiece`; these are fixed by the recipe.
@@ -50,30 +53,31 @@ RECIPE = {
 }
 
 
-def _open_binary(path):
-    """A binary file object for a local path or any URL `tf.io.gfile` reads; .gz unpacked."""
-    if "://" in path:
-        import tensorflow as tf
-
-        raw = tf.io.gfile.GFile(path, "rb")
-    else:
-        raw = open(path, "rb")
-    return gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+class SentencePieceTrainingError(UserError, ValueError):
+    """Bad settings or corpus for SentencePiece training (a ValueError); names the file or
+    the setting. SentencePiece's own refusals (e.g. more pieces than the corpus allows)
+    become this error too."""
 
 
 def iterate_sentences(input_files, do_lower_case=True, log_every=1_000_000):
     """Yields the preprocessed, non-empty lines of `input_files`, one at a time.
 
-    Lines are decoded as UTF-8 with invalid bytes dropped (as `convert_to_unicode` does).
-    Logs progress every `log_every` lines.
+    Files are read through `tf.io.gfile` (any filesystem); gzip files (recognised by their
+    first bytes) are decompressed. Lines are decoded as UTF-8 with invalid bytes dropped (as
+    `convert_to_unicode` does). Logs progress every `log_every` lines.
+
+    Raises:
+      files.FileError: a file cannot be read (named).
+      SentencePieceTrainingError: no line has text.
     """
     from absl import logging
 
+    from albert_tf import files
     from albert_tf.tokenization import preprocess_text
 
     count = 0
     for path in input_files:
-        with _open_binary(path) as f:
+        with files.open_binary(path, "corpus file", gunzip=True) as f:
             for line in f:
                 # `preprocess_text` decodes bytes as UTF-8, dropping invalid bytes.
                 line = preprocess_text(line, lower=do_lower_case)
@@ -83,21 +87,8 @@ def iterate_sentences(input_files, do_lower_case=True, log_every=1_000_000):
                         logging.info("read %d sentences (now in %s)", count, path)
                     yield line
     if count == 0:
-        raise ValueError(f"No text in {list(input_files)}: every line is empty.")
-
-
-def _write_atomic(path, data):
-    """Writes bytes to `path` under a temporary name, then renames it into place."""
-    import tensorflow as tf
-
-    tmp = f"{path}.tmp-{os.getpid()}-{time.time_ns()}"
-    try:
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(data)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
+        raise SentencePieceTrainingError(
+            f"No text in the corpus files {list(input_files)}: every line is empty.")
 
 
 def vocab_text(model_proto):
@@ -116,9 +107,10 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=30000, do_lower_ca
     """Trains a SentencePiece model with the original recipe; writes `.model` and `.vocab`.
 
     Args:
-      input_files: a path or a list of paths: text, one sentence per line (.gz allowed).
-      model_prefix: output path without extension; `{model_prefix}.model` and
-        `{model_prefix}.vocab` are written (atomically). Parent folders are created.
+      input_files: a path, a list of paths or comma-separated glob patterns (any
+        `tf.io.gfile` filesystem): text, one sentence per line (gzip allowed).
+      model_prefix: output path without extension (any filesystem); `{model_prefix}.model`
+        and `{model_prefix}.vocab` are written (atomically). Parent folders are created.
       vocab_size: number of pieces, the 13 fixed ones included (README: 30000).
       do_lower_case: lower-case the corpus (use the same value for the tokenizer).
       input_sentence_size: SentencePiece trains on at most this many sentences, a uniform
@@ -130,27 +122,30 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=30000, do_lower_ca
 
     Returns:
       the path of the `.model` file.
+
+    Raises:
+      files.FileError: an input pattern matches no file, or a file cannot be read or written.
+      SentencePieceTrainingError: bad settings, an empty corpus, or SentencePiece refusing
+        the settings for this corpus (e.g. "Vocabulary size is too high").
     """
     import sentencepiece as spm
-    import tensorflow as tf
     from absl import logging
+
+    from albert_tf import files
 
     if isinstance(input_files, (str, os.PathLike)):
         input_files = [input_files]
-    input_files = [os.fspath(p) for p in input_files]
-    if not input_files:
-        raise ValueError("No input files given.")
-    for path in input_files:
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"Corpus file {path!r} does not exist.")
+    input_files = files.expand_globs([os.fspath(p) for p in input_files], what="corpus file")
     minimum = len(CONTROL_SYMBOLS) + len(USER_DEFINED_SYMBOLS) + 3
     if vocab_size < minimum:
-        raise ValueError(f"vocab_size must be at least {minimum} (13 fixed pieces and a few "
-                         f"learnt ones), got {vocab_size}.")
+        raise SentencePieceTrainingError(
+            f"vocab_size must be at least {minimum} (13 fixed pieces and a few learnt ones), "
+            f"got {vocab_size}.")
     options = dict(extra_options or {})
     clash = set(options) & (set(RECIPE) | {"input", "model_prefix", "vocab_size"})
     if clash:
-        raise ValueError(f"extra_options may not set {sorted(clash)}: the recipe fixes them.")
+        raise SentencePieceTrainingError(
+            f"extra_options may not set {sorted(clash)}: the recipe fixes them.")
     options.update(RECIPE)
     options.update(
         vocab_size=vocab_size,
@@ -160,60 +155,76 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=30000, do_lower_ca
         num_threads=num_threads or os.cpu_count() or 1,
     )
     model_prefix = os.fspath(model_prefix)
-    parent = os.path.dirname(model_prefix)
+    parent = files.dirname(model_prefix)
     if parent:
-        tf.io.gfile.makedirs(parent)
+        files.makedirs(parent)
 
     logging.info("training SentencePiece on %s with %s", input_files, options)
     start = time.time()
     model = io.BytesIO()
+    # SentencePiece turns an exception raised by the sentence iterator into a RuntimeError
+    # that only quotes it; keep the exception itself to raise it as it is.
+    failures = []
+
+    def sentences():
+        try:
+            yield from iterate_sentences(input_files, do_lower_case)
+        except BaseException as error:
+            failures.append(error)
+            raise
+
     try:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iterate_sentences(input_files, do_lower_case),
-            model_writer=model, **options)
+        spm.SentencePieceTrainer.train(sentence_iterator=sentences(), model_writer=model,
+                                       **options)
     except RuntimeError as err:
-        raise RuntimeError(f"SentencePiece training on {input_files} failed: {err}") from None
+        if failures:
+            raise failures[0] from None
+        message = " ".join(str(err).split())
+        raise SentencePieceTrainingError(
+            f"SentencePiece training on {input_files} failed: {message}") from None
     model_proto = model.getvalue()
-    _write_atomic(model_prefix + ".vocab", vocab_text(model_proto))
-    _write_atomic(model_prefix + ".model", model_proto)
+    files.write_bytes(model_prefix + ".vocab", vocab_text(model_proto))
+    files.write_bytes(model_prefix + ".model", model_proto)
     logging.info("wrote %s.model and %s.vocab in %.1f s", model_prefix, model_prefix,
                  time.time() - start)
     return model_prefix + ".model"
 
 
 def _define_flags():
+    """Defines the script's flags; see `cli.run`."""
     from absl import flags
 
-    flags.DEFINE_list("input", None, "Comma-separated text files (one sentence per line, "
-                      ".gz allowed).")
-    flags.DEFINE_string("model_prefix", None, "Output prefix: writes PREFIX.model and "
-                        "PREFIX.vocab.")
-    flags.DEFINE_integer("vocab_size", 30000, "Vocabulary size (the README's 30000).")
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case the corpus, as the tokenizer will.")
-    flags.DEFINE_integer("input_sentence_size", 10_000_000,
-                         "Train on a uniform sample of at most this many sentences.")
-    flags.DEFINE_bool("shuffle_input_sentence", True,
-                      "Sample the sentences at random (otherwise take the first ones).")
-    flags.DEFINE_float("character_coverage", 0.99995,
-                       "Share of the corpus characters the vocabulary covers.")
-    flags.DEFINE_integer("num_threads", None, "Training threads (default: CPU count).")
-    flags.mark_flags_as_required(["input", "model_prefix"])
+    from albert_tf.cli import define_flag
+    define_flag(flags.DEFINE_list, "input", None, "Comma-separated text files or glob "
+                "patterns, any tf.io.gfile path (one sentence per line, gzip allowed).")
+    define_flag(flags.DEFINE_string, "model_prefix", None, "Output prefix: writes "
+                "PREFIX.model and PREFIX.vocab (any tf.io.gfile path).")
+    define_flag(flags.DEFINE_integer, "vocab_size", 30000,
+                "Vocabulary size (the README's 30000).")
+    define_flag(flags.DEFINE_bool, "do_lower_case", True,
+                "Lower-case the corpus, as the tokenizer will.")
+    define_flag(flags.DEFINE_integer, "input_sentence_size", 10_000_000,
+                "Train on a uniform sample of at most this many sentences.")
+    define_flag(flags.DEFINE_bool, "shuffle_input_sentence", True,
+                "Sample the sentences at random (otherwise take the first ones).")
+    define_flag(flags.DEFINE_float, "character_coverage", 0.99995,
+                "Share of the corpus characters the vocabulary covers.")
+    define_flag(flags.DEFINE_integer, "num_threads", None,
+                "Training threads (default: CPU count).")
 
 
-def _main(argv):
-    from absl import flags
-
-    del argv
-    FLAGS = flags.FLAGS
-    train_sentencepiece(
-        FLAGS.input, FLAGS.model_prefix, vocab_size=FLAGS.vocab_size,
-        do_lower_case=FLAGS.do_lower_case, input_sentence_size=FLAGS.input_sentence_size,
-        shuffle_input_sentence=FLAGS.shuffle_input_sentence,
-        character_coverage=FLAGS.character_coverage, num_threads=FLAGS.num_threads)
+def main(argv):
+    """The command line: `python -m albert_tf.train_sentencepiece --input=... --model_prefix=...`.
+    Bad input is one `ERROR:` line (exit status 1)."""
+    from albert_tf import cli
+    with cli.script_main(argv) as FLAGS:
+        train_sentencepiece(
+            FLAGS.input, FLAGS.model_prefix, vocab_size=FLAGS.vocab_size,
+            do_lower_case=FLAGS.do_lower_case, input_sentence_size=FLAGS.input_sentence_size,
+            shuffle_input_sentence=FLAGS.shuffle_input_sentence,
+            character_coverage=FLAGS.character_coverage, num_threads=FLAGS.num_threads)
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
-    app.run(_main)
+    from albert_tf import cli
+    cli.run(main, _define_flags, required=["input", "model_prefix"])

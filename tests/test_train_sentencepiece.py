@@ -16,8 +16,10 @@ import pytest
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
+from albert_tf.errors import UserError
 from albert_tf.tokenization import FullTokenizer
-from albert_tf.train_sentencepiece import train_sentencepiece, vocab_text
+from albert_tf.train_sentencepiece import (SentencePieceTrainingError, train_sentencepiece,
+                                           vocab_text)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "original_tokenizer"
 ROOT = pathlib.Path(__file__).parent.parent
@@ -116,7 +118,7 @@ def test_output_is_written_atomically(tmp_path):
     (tmp_path / "m.vocab").write_bytes(b"old vocab")
     # A failing training (more pieces than the corpus can give) leaves the old files whole
     # and no temporary file behind.
-    with pytest.raises(RuntimeError, match="Vocabulary size"):
+    with pytest.raises(SentencePieceTrainingError, match="Vocabulary size"):
         train_sentencepiece(corpus, prefix, vocab_size=5000, extra_options=QUIET)
     assert (tmp_path / "m.model").read_bytes() == b"old model"
     assert (tmp_path / "m.vocab").read_bytes() == b"old vocab"
@@ -139,7 +141,7 @@ def test_input_sentence_sampling_and_gzip_input(tmp_path, capfd):
 
 def test_bad_arguments_are_clear_errors(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt")
-    with pytest.raises(FileNotFoundError, match="missing.txt"):
+    with pytest.raises(UserError, match="missing.txt"):
         train_sentencepiece([str(tmp_path / "missing.txt")], tmp_path / "m", vocab_size=60)
     with pytest.raises(ValueError, match="vocab_size must be at least"):
         train_sentencepiece(corpus, tmp_path / "m", vocab_size=10)
