@@ -1,0 +1,314 @@
+"""Weights from other hubs into this project: `albert_tf.convert` and `albert_tf.hub_formats`.
+
+References: `tests/fixtures/hf_transformers/` was written by Hugging Face transformers 4.57.6
+itself (`save_pretrained`, safetensors) with transformers' own outputs in eval mode;
+`tests/fixtures/keras_hub/backbone_tiny/` by keras-hub 0.32 (`save_to_preset`) with its
+outputs; `tests/fixtures/original_heads/` by the original ALBERT code. Neither transformers,
+torch nor keras-hub is needed to run these tests.
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from albert_tf import checkpoints, convert, files, hub_formats
+from albert_tf.errors import UserError
+from albert_tf.tokenization import FullTokenizer
+from conftest import FIXTURES, ORIGINAL_HEADS, original_reference, run_entry_point, stage_to_ram
+
+HF = FIXTURES / "hf_transformers"
+KERAS_HUB = FIXTURES / "keras_hub" / "backbone_tiny"
+SPM = FIXTURES / "original_tokenizer" / "spm1k.model"
+ATOL = 1e-5
+
+
+def token_inputs(reference):
+    return {key: tf.constant(reference[key], tf.int32)
+            for key in ("input_ids", "input_mask", "segment_ids")}
+
+
+def real_positions(reference):
+    """Where `input_mask` is 1: padded positions of a sequence output are not compared."""
+    return reference["input_mask"].astype(bool)
+
+
+def converted_model(path, **kwargs):
+    weights = convert.read_weights(str(path), **kwargs)
+    model = convert.build_model(weights)
+    report = convert.assign_weights(model, weights)
+    return weights, model, report
+
+
+# === Outputs equal the source library's ==================================================
+
+def test_hf_pretraining_model_gives_transformers_outputs():
+    reference = original_reference(HF / "pretraining_tiny")
+    weights, model, report = converted_model(HF / "pretraining_tiny")
+    assert weights.source_format == "hf" and weights.head == "pretraining"
+    assert not report.missing and not report.unused
+    batch, length = reference["input_ids"].shape
+    inputs = token_inputs(reference)
+    inputs["masked_lm_positions"] = tf.constant(np.tile(np.arange(length), (batch, 1)))
+    outputs = model(inputs)
+    real = real_positions(reference)
+    np.testing.assert_allclose(outputs["sequence_output"].numpy()[real],
+                               reference["last_hidden_state"][real], atol=ATOL)
+    np.testing.assert_allclose(outputs["pooled_output"], reference["pooler_output"], atol=ATOL)
+    np.testing.assert_allclose(outputs["mlm_logits"].numpy()[real],
+                               reference["prediction_logits"][real], atol=ATOL)
+    np.testing.assert_allclose(outputs["sop_logits"], reference["sop_logits"], atol=ATOL)
+
+
+def test_hf_sequence_classification_gives_transformers_logits():
+    reference = original_reference(HF / "classifier2")
+    weights, model, _ = converted_model(HF / "classifier2")
+    assert weights.head == "classifier" and weights.num_labels == 2
+    outputs = model(token_inputs(reference))
+    np.testing.assert_allclose(outputs["logits"], reference["logits"], atol=ATOL)
+    encoder = model.encoder(token_inputs(reference))
+    np.testing.assert_allclose(encoder["pooled_output"], reference["pooler_output"], atol=ATOL)
+
+
+def test_hf_multiple_choice_gives_transformers_logits():
+    reference = original_reference(HF / "multiple_choice")
+    weights, model, _ = converted_model(HF / "multiple_choice")
+    assert weights.head == "multiple_choice"
+    outputs = model(token_inputs(reference))
+    np.testing.assert_allclose(outputs["logits"], reference["logits"], atol=ATOL)
+
+
+def test_keras_hub_backbone_gives_keras_hub_outputs():
+    reference = original_reference(KERAS_HUB)
+    weights, model, report = converted_model(KERAS_HUB)
+    assert weights.source_format == "keras_hub" and weights.head == "none"
+    assert not report.missing and not report.unused
+    outputs = model(token_inputs(reference))
+    real = real_positions(reference)
+    np.testing.assert_allclose(outputs["sequence_output"].numpy()[real],
+                               reference["sequence_output"][real], atol=ATOL)
+    np.testing.assert_allclose(outputs["pooled_output"], reference["pooled_output"], atol=ATOL)
+
+
+def test_hf_folder_on_ram_loads_like_a_local_one(ram_dir):
+    folder = stage_to_ram(HF / "classifier2", f"{ram_dir}/hf")
+    reference = original_reference(HF / "classifier2")
+    _, model, _ = converted_model(folder)
+    np.testing.assert_allclose(model(token_inputs(reference))["logits"], reference["logits"],
+                               atol=ATOL)
+
+
+# === Loading into our models: the report and its errors ==================================
+
+def test_load_weights_reports_in_the_sources_own_names():
+    from albert_tf.modeling import AlbertModel
+    config = hub_formats.config_from_hf(json.loads((HF / "classifier2" / "config.json")
+                                                   .read_text()))
+    report = convert.load_weights(AlbertModel(config), str(HF / "classifier2"))
+    assert "albert.embeddings.word_embeddings.weight" in report.loaded
+    assert report.renamed["bert/pooler/dense/kernel"] == "albert.pooler.weight"
+    # The classifier layer has no place in an encoder: unused, in Hugging Face's names.
+    assert report.unused == ["classifier.bias", "classifier.weight"]
+    assert not report.missing
+
+
+def test_load_weights_shape_mismatch_names_the_variable_and_both_shapes():
+    from albert_tf.modeling import AlbertModel
+    config = hub_formats.config_from_hf(json.loads((HF / "classifier2" / "config.json")
+                                                   .read_text()))
+    config.vocab_size = 999
+    with pytest.raises(checkpoints.CheckpointMismatchError,
+                       match=r"bert/embeddings/word_embeddings.*\[999, 16\].*\[1000, 16\]"
+                             r".*albert\.embeddings\.word_embeddings\.weight"):
+        convert.load_weights(AlbertModel(config), str(HF / "classifier2"))
+
+
+def test_load_weights_of_an_original_checkpoint_is_load_original_checkpoint():
+    from albert_tf.heads import AlbertClassifier
+    from conftest import tiny_config
+    model = AlbertClassifier(tiny_config(), 3)
+    report = convert.load_weights(model, str(ORIGINAL_HEADS / "classifier"))
+    reference = original_reference(ORIGINAL_HEADS / "classifier")
+    np.testing.assert_allclose(model(token_inputs(reference))["logits"], reference["logits"],
+                               atol=ATOL)
+    assert not report.missing
+
+
+# === Configs ==============================================================================
+
+def test_hf_gelu_new_is_the_original_tanh_gelu():
+    data = json.loads((HF / "pretraining_tiny" / "config.json").read_text())
+    config = hub_formats.config_from_hf(data)
+    assert config.hidden_act == "gelu"
+    assert (config.embedding_size, config.hidden_size, config.num_hidden_groups) == (24, 48, 3)
+    assert hub_formats.config_to_hf(config, "pretraining")["hidden_act"] == "gelu_new"
+
+
+def test_hf_erf_gelu_config_is_refused_with_a_hint():
+    data = json.loads((HF / "pretraining_tiny" / "config.json").read_text())
+    data["hidden_act"] = "gelu"
+    with pytest.raises(hub_formats.ConversionError, match=r"conf\.json: hidden_act 'gelu'.*"
+                                                          r"gelu_new"):
+        hub_formats.config_from_hf(data, "conf.json")
+
+
+def test_keras_hub_config_reads_its_own_names():
+    data = json.loads((KERAS_HUB / "config.json").read_text())
+    config = hub_formats.config_from_keras_hub(data)
+    assert (config.vocab_size, config.embedding_size, config.hidden_size,
+            config.num_hidden_layers, config.num_attention_heads, config.intermediate_size,
+            config.max_position_embeddings) == (1000, 16, 32, 2, 2, 64, 64)
+    assert hub_formats.config_to_keras_hub(config)["config"] == data["config"]
+
+
+def test_hf_classifier_labels_and_regression_are_kept():
+    config = hub_formats.config_from_hf(json.loads((HF / "classifier2" / "config.json")
+                                                   .read_text()))
+    named = hub_formats.config_to_hf(config, "classifier", 3, ["a", "b", "c"])
+    assert named["id2label"] == {"0": "a", "1": "b", "2": "c"}
+    assert named["label2id"] == {"a": 0, "b": 1, "c": 2}
+    assert hub_formats.hf_labels(named) == ["a", "b", "c"]
+    assert hub_formats.config_to_hf(config, "classifier", 1)["problem_type"] == "regression"
+
+
+# === Detecting the format, and bad input =================================================
+
+@pytest.mark.parametrize("path, expected", [
+    (HF / "pretraining_tiny", "hf"),
+    (KERAS_HUB, "keras_hub"),
+    (ORIGINAL_HEADS / "classifier", "original"),
+    (ORIGINAL_HEADS / "classifier" / "model.ckpt", "original"),
+])
+def test_detect_format(path, expected):
+    assert convert.detect_format(str(path)) == expected
+
+
+def test_unknown_folder_layout_is_a_user_error_naming_the_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match=f"{tmp_path}: not a folder of ALBERT weights.*notes"):
+        convert.detect_format(str(tmp_path))
+
+
+def test_config_that_does_not_match_the_weights_names_file_and_variable(tmp_path):
+    folder = tmp_path / "hf"
+    stage_to_ram(HF / "classifier2", str(folder))
+    data = json.loads((folder / "config.json").read_text())
+    data["intermediate_size"] = 65
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(hub_formats.ConversionError,
+                       match=r"model\.safetensors: .*ffn\.weight has shape \[32, 64\], but its "
+                             r"config says \[32, 65\]"):
+        convert.read_weights(str(folder))
+
+
+def test_pytorch_bin_without_torch_says_what_to_install(tmp_path, monkeypatch):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text((HF / "classifier2" / "config.json").read_text())
+    (folder / "pytorch_model.bin").write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(UserError, match=r"pytorch_model\.bin .*pip install torch"):
+        convert.read_weights(str(folder))
+
+
+def test_head_that_hugging_face_has_no_name_for_is_refused(tmp_path):
+    weights = convert.read_weights(str(ORIGINAL_HEADS / "squad_v2"))
+    assert weights.head == "squad_v2"
+    with pytest.raises(UserError, match=r"(answer_class|end_logits|start_logits)/.*no name in "
+                                        r"the Hugging Face format.*--head=none"):
+        convert.write_weights(weights, str(tmp_path / "out"), "hf")
+
+
+def test_keras_hub_preset_of_a_model_with_a_head_needs_head_none(tmp_path):
+    weights = convert.read_weights(str(HF / "classifier2"))
+    with pytest.raises(UserError, match=r"classifier\.weight \(output_weights.*keras-hub"):
+        convert.write_weights(weights, str(tmp_path / "kh"), "keras_hub")
+    encoder = convert.read_weights(str(HF / "classifier2"), head="none")
+    convert.write_weights(encoder, str(tmp_path / "kh"), "keras_hub")
+    assert (tmp_path / "kh" / "model.weights.h5").exists()
+
+
+def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    weights = convert.read_weights(str(KERAS_HUB))
+    with pytest.raises(UserError, match="exists and is not empty.*--overwrite"):
+        convert.write_weights(weights, str(tmp_path / "out"), "original")
+    assert (tmp_path / "out" / "keep.txt").exists()
+
+
+# === The tokenizer travels with the weights ==============================================
+
+def test_tokenizer_from_hf_folder_reads_tokenizer_config(tmp_path):
+    weights = convert.read_weights(str(HF / "classifier2"), spm_model_file=str(SPM),
+                                   do_lower_case=False)
+    convert.write_weights(weights, str(tmp_path / "hf"), "hf")
+    tokenizer = FullTokenizer.from_hf_folder(str(tmp_path / "hf"))
+    assert tokenizer.do_lower_case is False and tokenizer.keep_accents is False
+    reference = FullTokenizer(None, do_lower_case=False, spm_model_file=str(SPM))
+    text = "Héllo  WORLD, 1,000 cats"
+    assert tokenizer.tokenize(text) == reference.tokenize(text)
+    config = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
+    config["keep_accents"] = True
+    (tmp_path / "hf" / "tokenizer_config.json").write_text(json.dumps(config))
+    accented = FullTokenizer.from_hf_folder(str(tmp_path / "hf"))
+    assert "".join(accented.tokenize("é")).replace("\u2581", "") in ("é", "e\u0301")
+
+
+def test_tokenizer_from_keras_hub_preset_is_its_sentencepiece_model():
+    tokenizer = FullTokenizer.from_keras_hub_preset(str(KERAS_HUB), do_lower_case=True)
+    reference = FullTokenizer(None, do_lower_case=True, spm_model_file=str(SPM))
+    assert tokenizer.tokenize("The Cat sat.") == reference.tokenize("The Cat sat.")
+
+
+# === The command ==========================================================================
+
+def test_command_converts_hf_to_original_on_ram(ram_dir, capsys):
+    convert._define_flags()
+    source = stage_to_ram(HF / "classifier2", f"{ram_dir}/hf")
+    run_entry_point(convert.main, ["convert"], input=source, output=f"{ram_dir}/orig",
+                    to="original", spm_model_file=str(SPM), do_lower_case=True)
+    assert "(hf, head classifier)" in capsys.readouterr().out
+    listing = set(tf.io.gfile.listdir(f"{ram_dir}/orig"))
+    assert {"albert_config.json", "checkpoint", "model.ckpt-best.index",
+            "spiece.model"} <= listing
+    config = files.read_json(f"{ram_dir}/orig/albert_config.json")
+    assert config["head"] == "classifier" and config["hidden_act"] == "gelu"
+
+
+def test_command_bad_input_is_one_line_error(tmp_path, capsys):
+    from albert_tf import cli
+    convert._define_flags()
+    cli.define_debug_flag()
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        run_entry_point(convert.main, ["convert"], input=str(tmp_path),
+                        output=str(tmp_path / "out"), to="hf", debug=False)
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("ERROR: ") and str(tmp_path) in error[0]
+
+
+# === Original heads to Hugging Face ======================================================
+
+@pytest.mark.parametrize("head, folder, architecture", [
+    ("auto", "classifier", "AlbertForSequenceClassification"),
+    ("auto", "regression", "AlbertForSequenceClassification"),
+    ("multiple_choice", "race", "AlbertForMultipleChoice"),
+    ("auto", "squad_v1", "AlbertForQuestionAnswering"),
+])
+def test_original_heads_get_their_hugging_face_architecture(tmp_path, head, folder,
+                                                            architecture):
+    weights = convert.read_weights(str(ORIGINAL_HEADS / folder), head=head)
+    convert.write_weights(weights, str(tmp_path / "hf"), "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["architectures"] == [architecture] and config["model_type"] == "albert"
+    if folder == "regression":
+        assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
+    from safetensors.numpy import load_file
+    names = set(load_file(str(tmp_path / "hf" / "model.safetensors")))
+    # AlbertForQuestionAnswering has no pooler.
+    assert ("albert.pooler.weight" in names) == (folder != "squad_v1")
