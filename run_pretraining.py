@@ -11,9 +11,10 @@ recipe on 8 GPUs):
       --num_warmup_steps=3125 --save_checkpoints_steps=5000 \
       --distribution_strategy=mirrored --mixed_precision=bf16 --jit_compile
 
-Running the same command again resumes from the last checkpoint in --output_dir.
+Running the same command again resumes from the last checkpoint in --output_dir. Every path
+(--input_file, --output_dir, --init_checkpoint, --albert_config_file) may be on any
+filesystem TensorFlow reads (gs://, ram://, ...).
 """
-from absl import app
 from absl import flags
 
 from albert_tf import cli
@@ -28,8 +29,10 @@ def main(argv):
         run_pretraining(config, cli.pretraining_settings_from_flags(values), strategy)
 
 
-if __name__ == "__main__":
+def define_flags():
     cli.define_pretraining_flags()
     flags.adopt_module_key_flags(cli)
-    flags.mark_flags_as_required(["input_file", "albert_config_file", "output_dir"])
-    app.run(main)
+
+
+if __name__ == "__main__":
+    cli.run(main, define_flags, required=["input_file", "albert_config_file", "output_dir"])

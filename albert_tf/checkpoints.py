@@ -37,11 +37,11 @@ Also found in checkpoints, and skipped on purpose: `global_step`, optimizer slot
 import dataclasses
 import os
 import re
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from albert_tf import files
 from albert_tf.errors import UserError
 
 # Names in a checkpoint that are training state, not model weights.
@@ -104,13 +104,16 @@ def resolve_checkpoint(path):
 
     A directory with a `checkpoint` index file gives its latest checkpoint; without one, the
     `model.ckpt-<step>` with the highest step (or a lone `*.index`) is chosen and logged.
+    Any `tf.io.gfile` filesystem (`gs://`, `ram://`); `path` may be a `pathlib.Path`.
+    Temporary files of an unfinished save (names starting with `.`) are never chosen.
     """
     path = os.fspath(path)
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest:
             return latest
-        indexes = tf.io.gfile.glob(os.path.join(path, "*.index"))
+        indexes = [index for index in tf.io.gfile.glob(files.join(path, "*.index"))
+                   if not files.is_hidden(index)]
         if not indexes:
             raise FileNotFoundError(f"No checkpoint in directory {path!r}: it has neither a "
                                     "'checkpoint' file nor any '*.index' file.")
@@ -236,8 +239,9 @@ def save_original_checkpoint(model, prefix, global_step=None):
     Returns the prefix.
     """
     prefix = os.fspath(prefix)
-    directory = os.path.dirname(os.path.abspath(prefix))
-    tf.io.gfile.makedirs(directory)
+    directory = files.dirname(prefix)
+    if directory:
+        files.makedirs(directory)
     names, tensors = [], []
     for name, variable in model_variables_by_original_name(model).items():
         names.append(name)
@@ -247,26 +251,31 @@ def save_original_checkpoint(model, prefix, global_step=None):
     names.append("global_step")
     tensors.append(tf.constant(step, tf.int64))
 
-    tmp_prefix = tempfile.mktemp(dir=directory, prefix=os.path.basename(prefix) + ".tmp-")
-    with tf.device("/cpu:0"):
-        tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
-                          shape_and_slices=[""] * len(names), tensors=tensors)
-    # The data shard first, the index last: a reader looks for the index.
-    for suffix in (".data-00000-of-00001", ".index"):
-        tf.io.gfile.rename(tmp_prefix + suffix, prefix + suffix, overwrite=True)
+    # `.<name>.tmp-<unique>`: hidden from `*.index` globs and from `resolve_checkpoint`.
+    tmp_prefix = files.temporary_name(prefix)
+    suffixes = (".data-00000-of-00001", ".index")
+    try:
+        with tf.device("/cpu:0"):
+            tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
+                              shape_and_slices=[""] * len(names), tensors=tensors)
+        # The data shard first, the index last: a reader looks for the index.
+        for suffix in suffixes:
+            tf.io.gfile.rename(tmp_prefix + suffix, prefix + suffix, overwrite=True)
+    finally:
+        for suffix in suffixes:
+            if tf.io.gfile.exists(tmp_prefix + suffix):
+                tf.io.gfile.remove(tmp_prefix + suffix)
     _write_checkpoint_state(directory, prefix)
     return prefix
 
 
 def _write_checkpoint_state(directory, prefix):
-    """Writes the `checkpoint` text file that `tf.train.latest_checkpoint` reads."""
-    relative = os.path.relpath(os.path.abspath(prefix), directory)
+    """Writes (atomically) the `checkpoint` text file that `tf.train.latest_checkpoint`
+    reads, naming `prefix` relative to `directory`."""
+    relative = files.basename(prefix)
     text = (f'model_checkpoint_path: "{relative}"\n'
             f'all_model_checkpoint_paths: "{relative}"\n')
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="checkpoint.", suffix=".tmp")
-    with os.fdopen(fd, "w") as writer:
-        writer.write(text)
-    os.replace(tmp, os.path.join(directory, "checkpoint"))
+    files.write_text(files.join(directory, "checkpoint") if directory else "checkpoint", text)
 
 
 def checkpoint_variable_shapes(path):

@@ -10,7 +10,8 @@ Original flags keep their names, meanings and defaults. New ones:
     --num_gpus               local GPUs to use (default: all; 0: the CPU)
     --num_cpu_devices        split the CPU into N logical devices (try replication on a CPU)
     --mixed_precision        none | bf16 | fp16 (fp16 with dynamic loss scaling)
-    --jit_compile            XLA-compile the forward and backward pass
+    --jit_compile            XLA-compile the whole train step (one replica) or the forward
+                             and backward pass (several replicas)
     --gradient_accumulation_steps, --bias_correction, --log_steps, --seed, --peak_tflops
 """
 
@@ -70,8 +71,9 @@ def define_tpu_flags():
             "TPU cores to use; TPUStrategy uses every core of the TPU it connects to, so "
             "this is only checked against it.")
     define_flag(flags.DEFINE_integer, "iterations_per_loop", 1000,
-            "Train steps per call into the compiled loop (fewer host round trips). Progress "
-            "logs and checkpoints also end a loop.")
+            "Train steps per call into the compiled loop (fewer host round trips; on TPUs, "
+            "steps per execution). A due checkpoint or export ends a loop early; every "
+            "step's losses are still logged per --log_steps.")
 
 
 def define_runtime_flags():
@@ -89,7 +91,9 @@ def define_runtime_flags():
             "Compute in bfloat16 (bf16) or float16 (fp16, with dynamic loss scaling); "
             "variables, losses and the optimizer stay float32.")
     define_flag(flags.DEFINE_bool, "jit_compile", False,
-            "Compile the forward and backward pass with XLA.")
+            "Compile the train step with XLA: the whole step (forward, backward, clipping, "
+            "the optimizer update) with one replica, the forward and backward pass with "
+            "several. Needs static shapes (the input drops the last partial batch).")
 
 
 def define_training_flags():
@@ -137,7 +141,10 @@ def define_pretraining_flags():
     define_flag(f.DEFINE_integer, "save_checkpoints_steps", 5000,
             "Save a resumable checkpoint every N steps.")
     define_flag(f.DEFINE_integer, "keep_checkpoint_max", 5, "How many checkpoints to keep.")
-    define_flag(f.DEFINE_integer, "max_eval_steps", 100, "Batches per evaluation.")
+    define_flag(f.DEFINE_integer, "max_eval_steps", 100,
+            "Batches of --eval_batch_size per evaluation, read from the start of the "
+            "--input_file files in order and repeated if they hold fewer records (the "
+            "original's meaning).")
     define_flag(f.DEFINE_bool, "init_from_group0", False,
             "Initialise every layer group's variables from group 0 of --init_checkpoint.")
     define_flag(f.DEFINE_float, "masked_lm_budget", 0,

@@ -10,7 +10,8 @@ import copy
 import json
 import os
 import pathlib
-import tempfile
+
+from albert_tf.errors import UserError
 
 # The fields of the original `AlbertConfig.__init__`, in its order, with its defaults.
 _FIELDS = (
@@ -49,7 +50,12 @@ _RELEASED_EXTRA_KEYS = {
     "layers_to_keep": [],
 }
 
+# The package's own files (not a user path): pathlib is fine here.
 _CONFIGS_DIR = pathlib.Path(__file__).resolve().parent.parent / "data" / "configs"
+
+
+class ConfigFileError(UserError, ValueError):
+    """An ALBERT config file that is not a JSON object; the message names the file."""
 
 
 class AlbertConfig:
@@ -123,19 +129,27 @@ class AlbertConfig:
 
     @classmethod
     def from_json_file(cls, json_file):
-        """Reads an `albert_config.json` (a released one, unchanged, or one we wrote)."""
+        """Reads an `albert_config.json` (a released one, unchanged, or one we wrote).
+
+        Args:
+          json_file: a path on any `tf.io.gfile` filesystem (local, `gs://`, `ram://`), as a
+            string or a `pathlib.Path`.
+        Raises:
+          FileNotFoundError: the file does not exist (the message names it).
+          ConfigFileError: it cannot be read, is not JSON (naming the line) or not an object.
+        """
+        from albert_tf import files  # imports TensorFlow, which the config itself needs not
         path = os.fspath(json_file)
+        if not files.exists(path):
+            raise FileNotFoundError(f"The ALBERT config file {path} does not exist. Pass "
+                                    "--albert_config_file=<dir>/albert_config.json.")
         try:
-            import tensorflow as tf  # gfile reads gs:// and other file systems too.
-            with tf.io.gfile.GFile(path, "r") as reader:
-                text = reader.read()
-        except (OSError, tf.errors.NotFoundError) as error:
-            raise FileNotFoundError(f"Cannot read the ALBERT config file {path!r}: {error}. "
-                                    "Pass --albert_config_file=<dir>/albert_config.json.") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"The ALBERT config file {path!r} is not valid JSON: {error}.") from None
+            data = files.read_json(path, what="ALBERT config file")
+        except files.FileError as error:
+            raise ConfigFileError(str(error)) from None
+        if not isinstance(data, dict):
+            raise ConfigFileError(f"The ALBERT config file {path} holds a JSON "
+                                  f"{type(data).__name__}, not an object of settings.")
         return cls.from_dict(data)
 
     @classmethod
@@ -173,13 +187,11 @@ class AlbertConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_json_file(self, json_file):
-        """Writes `to_json_string()` atomically (temporary file, then rename)."""
-        path = pathlib.Path(json_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "w") as writer:
-            writer.write(self.to_json_string())
-        os.replace(tmp, path)
+        """Writes `to_json_string()` to `json_file` (any `tf.io.gfile` filesystem, a string or
+        a `pathlib.Path`) atomically: a temporary file beside it, renamed when complete. The
+        folder is created."""
+        from albert_tf import files
+        files.write_text(os.fspath(json_file), self.to_json_string())
 
     # === Derived values ===
 

@@ -6,6 +6,9 @@ model, losses, optimizer, schedule, eval metrics and output files, on any
 checkpoints (see `albert_tf.training`). `PretrainingSettings` holds the original flags
 (same names, same defaults) and the new ones.
 
+Every path (`input_file`, `output_dir`, `init_checkpoint`) may be on any `tf.io.gfile`
+filesystem (`gs://`, `ram://`); files are written atomically (temporary name, then rename).
+
 Files in `output_dir`:
     train_state/ckpt-<step>.*          resumable state (model, optimizer, input position)
     model.ckpt-<step>.*, checkpoint    original-format checkpoints (end; export_original_every)
@@ -16,8 +19,6 @@ Files in `output_dir`:
 """
 
 import dataclasses
-import json
-import os
 import time
 
 from absl import logging
@@ -25,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from albert_tf import checkpoints as checkpoints_lib
+from albert_tf import files
 from albert_tf import optimization
 from albert_tf import pretraining_data_input as input_lib
 from albert_tf import training
@@ -208,12 +210,11 @@ def check_pretraining_settings(config, settings, num_replicas):
 
 def _check_config_matches_output_dir(config, output_dir):
     """A run resumed in `output_dir` must use the config it was started with."""
-    path = os.path.join(output_dir, "albert_config.json")
-    if not tf.io.gfile.exists(path):
-        training.write_text_atomically(path, config.to_json_string())
+    path = files.join(output_dir, "albert_config.json")
+    if not files.exists(path):
+        config.to_json_file(path)
         return
-    with tf.io.gfile.GFile(path) as f:
-        saved = AlbertConfig.from_dict(json.load(f)).to_dict()
+    saved = AlbertConfig.from_json_file(path).to_dict()
     now = config.to_dict()
     diffs = [f"{key} {saved.get(key)!r} there, {value!r} now"
              for key, value in now.items() if saved.get(key) != value]
@@ -244,10 +245,10 @@ def build_pretraining_model(config, settings, strategy):
     return model, optimizer
 
 
-def _input(strategy, files, settings, is_training):
+def _input(strategy, input_files, settings, is_training):
     def dataset_fn(batch_size, num_shards, shard_index):
         return input_lib.pretraining_dataset(
-            files, batch_size, settings.max_seq_length, settings.max_predictions_per_seq,
+            input_files, batch_size, settings.max_seq_length, settings.max_predictions_per_seq,
             is_training, num_shards=num_shards, shard_index=shard_index, seed=settings.seed)
 
     batch = settings.train_batch_size if is_training else settings.eval_batch_size
@@ -255,7 +256,7 @@ def _input(strategy, files, settings, is_training):
 
 
 def _export_original(model, output_dir, step):
-    prefix = os.path.join(output_dir, f"model.ckpt-{step}")
+    prefix = files.join(output_dir, f"model.ckpt-{step}")
     checkpoints_lib.save_original_checkpoint(model, prefix, global_step=step)
     logging.info("Wrote the original-format checkpoint %s", prefix)
     return prefix
@@ -264,10 +265,9 @@ def _export_original(model, output_dir, step):
 def _copy_as_best(prefix, lines):
     """Copies a checkpoint to `<prefix up to its last '-'>-best.*`, as the original."""
     target = prefix.rsplit("-", 1)[0] + "-best"
+    # The data shard first, the index last: a reader looks for the index.
     for suffix in (".data-00000-of-00001", ".index"):
-        tmp = target + suffix + ".tmp"
-        tf.io.gfile.copy(prefix + suffix, tmp, overwrite=True)
-        tf.io.gfile.rename(tmp, target + suffix, overwrite=True)
+        files.copy(prefix + suffix, target + suffix)
         lines.append(f"saved {prefix + suffix} to {target + suffix}")
     return target
 
@@ -293,15 +293,15 @@ def run_pretraining(config, settings, strategy=None):
     strategy = strategy or training.create_strategy("one_device")
     _, _, is_chief = training.worker_info(strategy)
     check_pretraining_settings(config, s, strategy.num_replicas_in_sync)
-    files = input_lib.resolve_input_files(s.input_file)
-    input_lib.check_record_schema(files, s.max_seq_length, s.max_predictions_per_seq)
-    logging.info("%d input file(s): %s%s", len(files), ", ".join(files[:3]),
-                 ", ..." if len(files) > 3 else "")
-    tf.io.gfile.makedirs(s.output_dir)
+    input_files = input_lib.resolve_input_files(s.input_file)
+    input_lib.check_record_schema(input_files, s.max_seq_length, s.max_predictions_per_seq)
+    logging.info("%d input file(s): %s%s", len(input_files), ", ".join(input_files[:3]),
+                 ", ..." if len(input_files) > 3 else "")
+    files.makedirs(s.output_dir)
     if is_chief:
         _check_config_matches_output_dir(config, s.output_dir)
     finished = training.TrainingCheckpoints.step_of(
-        tf.train.latest_checkpoint(os.path.join(s.output_dir, "train_state")))
+        tf.train.latest_checkpoint(files.join(s.output_dir, "train_state")))
     if s.do_train and not s.do_eval and finished is not None and finished >= s.num_train_steps:
         logging.info("Training already finished in %s at step %d (--num_train_steps=%d); "
                      "nothing to do.", s.output_dir, finished, s.num_train_steps)
@@ -313,20 +313,21 @@ def run_pretraining(config, settings, strategy=None):
     try:
         model, optimizer = build_pretraining_model(config, s, strategy)
         state = training.TrainingCheckpoints(
-            os.path.join(s.output_dir, "train_state"), strategy, s.keep_checkpoint_max,
+            files.join(s.output_dir, "train_state"), strategy, s.keep_checkpoint_max,
             model=model, optimizer=optimizer)
         trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
                                    pretraining_batch_stats, jit_compile=s.jit_compile,
                                    gradient_accumulation_steps=s.gradient_accumulation_steps)
-        step = _train(trainer, state, files, s, strategy, is_chief) if s.do_train else None
+        step = _train(trainer, state, input_files, s, strategy, is_chief) if s.do_train else None
         if not s.do_eval:
             return {"global_step": step}
-        return _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=step)
+        return _evaluate(trainer, state, input_files, s, strategy, is_chief,
+                         trained_step=step)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train(trainer, state, files, s, strategy, is_chief):
+def _train(trainer, state, input_files, s, strategy, is_chief):
     model, optimizer = trainer.model, trainer.optimizer
     latest = state.latest()
     if latest is not None and state.step_of(latest) >= s.num_train_steps:
@@ -335,7 +336,7 @@ def _train(trainer, state, files, s, strategy, is_chief):
         state.restore(latest)
         return state.step_of(latest)
 
-    iterator = _input(strategy, files, s, is_training=True)
+    iterator = _input(strategy, input_files, s, is_training=True)
     state.track_iterator(iterator)
     step = state.restore()
     if step is not None:
@@ -349,7 +350,7 @@ def _train(trainer, state, files, s, strategy, is_chief):
 
     writer = None
     if is_chief:
-        writer = tf.summary.create_file_writer(os.path.join(s.output_dir, "summaries", "train"))
+        writer = tf.summary.create_file_writer(files.join(s.output_dir, "summaries", "train"))
     peak, peak_source = training.peak_flops_per_second(strategy, s.mixed_precision,
                                                        s.peak_tflops)
     flops = pretraining_flops_per_example(model.config, s.max_seq_length,
@@ -366,15 +367,20 @@ def _train(trainer, state, files, s, strategy, is_chief):
     def next_multiple(every):
         return (step // every + 1) * every if every else s.num_train_steps
 
+    # Each call into the compiled loop runs --iterations_per_loop steps (the original's
+    # TPU loop), ending early only where a checkpoint or an export is due, so that those
+    # land on their exact steps. The loop returns every step's losses, which are logged
+    # per --log_steps window afterwards, the window's time interpolated within the loop.
     progress.start(step)
     window = []
     last_saved = state.step_of(state.latest())
     while step < s.num_train_steps:
         stop = min(step + s.iterations_per_loop, s.num_train_steps,
-                   next_multiple(s.save_checkpoints_steps), next_multiple(s.log_steps),
+                   next_multiple(s.save_checkpoints_steps),
                    next_multiple(s.export_original_every))
+        started = time.perf_counter()
         try:
-            means = trainer.train(iterator, stop - step)
+            per_step = trainer.train_steps(iterator, stop - step)
         except training.NonFiniteLossError as error:
             kept = (f"the last checkpoint, saved while the loss was finite, is "
                     f"{state.latest()} (step {last_saved}); rerunning resumes from it"
@@ -382,13 +388,18 @@ def _train(trainer, state, files, s, strategy, is_chief):
             raise training.NonFiniteLossError(
                 f"{error} Training stopped before step {stop} without saving: {kept}. "
                 "Lower --learning_rate, or check the input data.") from None
-        window.append((stop - step, means))
+        ended = time.perf_counter()
+        first = step
         step = int(optimizer.iterations.numpy())
-        if step % s.log_steps == 0 or step >= s.num_train_steps:
-            count = sum(n for n, _ in window)
-            averaged = {k: sum(n * m[k] for n, m in window) / count for k in window[0][1]}
-            progress.log(step, averaged, training.learning_rate_at(optimizer, step - 1))
-            window = []
+        for done in range(first + 1, step + 1):
+            window.append({name: float(values[done - first - 1])
+                           for name, values in per_step.items()})
+            if done % s.log_steps == 0 or done >= s.num_train_steps:
+                averaged = {k: sum(m[k] for m in window) / len(window) for k in window[0]}
+                at = started + (ended - started) * (done - first) / (step - first)
+                progress.log(done, averaged, training.learning_rate_at(optimizer, done - 1),
+                             now=at)
+                window = []
         if step % s.save_checkpoints_steps == 0 or step >= s.num_train_steps:
             state.save(step)
             last_saved = step
@@ -400,11 +411,18 @@ def _train(trainer, state, files, s, strategy, is_chief):
     return step
 
 
-def _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=None):
+def _evaluate(trainer, state, input_files, s, strategy, is_chief, trained_step=None):
     """The original's eval loop: evaluate new checkpoints until one reaches num_train_steps.
 
     After training in the same process it runs once, on the weights just trained. As an
     eval-only job it waits for the training job's checkpoints (`eval_poll_seconds`).
+
+    Each evaluation reads, as the original's Estimator did, exactly `max_eval_steps` batches
+    of `eval_batch_size` records (static shapes) from the training files in order, from
+    their start, repeated: with fewer records than `max_eval_steps * eval_batch_size` the
+    first records count again (the original's eval input repeats so that its fixed number
+    of steps never runs out), and with more, the rest are not read. Every metric is over
+    exactly those examples; none is dropped and no partial batch is padded.
     """
     results, best, lines, evaluated = None, 0.0, [], -1
     while evaluated < s.num_train_steps:
@@ -420,7 +438,7 @@ def _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=None):
                 continue
             state.restore(latest)
         # The original evaluates on the training files, read in order from their start.
-        iterator = _input(strategy, files, s, is_training=False)
+        iterator = _input(strategy, input_files, s, is_training=False)
         sums = trainer.evaluate(iterator, s.max_eval_steps, pretraining_eval_sums,
                                 _eval_step_loss)
         results = pretraining_eval_results(sums, s.max_eval_steps, step)
@@ -431,8 +449,8 @@ def _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=None):
         keys = sorted(results)
         lines.append(f"{keys[0]} = {results[keys[0]]}")
         if is_chief:
-            writer = tf.summary.create_file_writer(os.path.join(s.output_dir, "summaries",
-                                                                "eval"))
+            writer = tf.summary.create_file_writer(files.join(s.output_dir, "summaries",
+                                                              "eval"))
             with writer.as_default(step=step):
                 for key, value in results.items():
                     if key != "global_step":
@@ -440,7 +458,7 @@ def _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=None):
             writer.flush()
             if results["masked_lm_accuracy"] > best:
                 best = results["masked_lm_accuracy"]
-                prefix = os.path.join(s.output_dir, f"model.ckpt-{step}")
+                prefix = files.join(s.output_dir, f"model.ckpt-{step}")
                 if not tf.io.gfile.exists(prefix + ".index"):
                     _export_original(trainer.model, s.output_dir, step)
                 # The original copies inside its loop over the sorted keys, so its
@@ -448,8 +466,8 @@ def _evaluate(trainer, state, files, s, strategy, is_chief, trained_step=None):
                 _copy_as_best(prefix, lines)
         lines.extend(f"{key} = {results[key]}" for key in keys[1:])
         if is_chief:
-            training.write_text_atomically(os.path.join(s.output_dir, "eval_results.txt"),
-                                           "".join(f"{line}\n" for line in lines))
+            files.write_text(files.join(s.output_dir, "eval_results.txt"),
+                             "".join(f"{line}\n" for line in lines))
         if s.do_train:
             break
     return results

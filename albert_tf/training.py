@@ -4,8 +4,9 @@ The generic pieces serve every task (pretraining here, GLUE / SQuAD / RACE fine-
 
 - `configure_cpu_devices`, `create_strategy`, `set_mixed_precision`: where and how to run.
 - `Trainer`: the replicated train step (forward, backward, optional gradient accumulation,
-  cross-replica sum, the optimizer update), many steps per `tf.function` call, XLA,
-  and a replicated evaluation loop; any Keras model and loss function.
+  cross-replica sum, the optimizer update), many steps per `tf.function` call (the
+  original's `--iterations_per_loop`), XLA, and a replicated evaluation loop; any Keras
+  model and loss function. `xla_train_step(trainer)` is one whole step under XLA.
 - `TrainingCheckpoints`: `tf.train.CheckpointManager` state (model, optimizer, input
   position per worker) that a restarted run resumes from, at the same step.
 - `ProgressMeter`: step, losses, learning rate, examples/s, tokens/s, MFU and ETA, as log
@@ -22,16 +23,16 @@ single-device gradient.
 `albert_tf.pretraining.run_pretraining` builds the original run_pretraining.py on these.
 """
 
-import math
 import os
 import re
-import tempfile
 import time
 
 from absl import logging
 import keras
+import numpy as np
 import tensorflow as tf
 
+from albert_tf import files
 from albert_tf.errors import UserError
 
 
@@ -44,6 +45,9 @@ class SettingsError(UserError, ValueError):
 
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
+# What `Trainer(jit_compile=True)` compiles by default (see `Trainer`'s `jit_scope`).
+JIT_SCOPES = ("step", "gradients")
+DEFAULT_JIT_SCOPE = "step"
 PRECISION_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -235,9 +239,13 @@ class ProgressMeter:
     def start(self, step):
         self._last_time, self._last_step = time.perf_counter(), step
 
-    def log(self, step, metrics, learning_rate):
-        """Logs the window since the last call; `metrics` are means over its steps."""
-        now = time.perf_counter()
+    def log(self, step, metrics, learning_rate, now=None):
+        """Logs the window since the last call; `metrics` are means over its steps.
+
+        `now` (a `time.perf_counter()` value) dates the end of the window when it ended
+        inside a loop of several steps (see `Trainer.train_steps`); default: now.
+        """
+        now = time.perf_counter() if now is None else now
         steps = step - self._last_step
         seconds = max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, step
@@ -306,7 +314,7 @@ class TrainingCheckpoints:
     """
 
     def __init__(self, directory, strategy, max_to_keep=5, **objects):
-        self.directory = os.fspath(directory)
+        self.directory = os.fspath(directory)  # any tf.io.gfile filesystem
         self.worker_index, self.num_workers, self.is_chief = worker_info(strategy)
         for name, value in list(objects.items()):
             if isinstance(value, keras.layers.Layer) and random_states(value):
@@ -335,7 +343,7 @@ class TrainingCheckpoints:
         self._input_checkpoint = tf.train.Checkpoint(iterator=iterator)
         self._input_manager = tf.train.CheckpointManager(
             self._input_checkpoint,
-            os.path.join(self.directory, f"input-worker-{self.worker_index}"),
+            files.join(self.directory, f"input-worker-{self.worker_index}"),
             max_to_keep=self._max_to_keep, checkpoint_name="ckpt")
 
     @staticmethod
@@ -362,8 +370,8 @@ class TrainingCheckpoints:
                 "the settings it was written with.") from error
         step = self.step_of(path)
         if self._input_checkpoint is not None:
-            input_path = os.path.join(self.directory, f"input-worker-{self.worker_index}",
-                                      f"ckpt-{step}")
+            input_path = files.join(self.directory, f"input-worker-{self.worker_index}",
+                                    f"ckpt-{step}")
             if tf.io.gfile.exists(input_path + ".index"):
                 self._input_checkpoint.restore(input_path).assert_existing_objects_matched()
             else:
@@ -379,8 +387,8 @@ class TrainingCheckpoints:
         if self.is_chief:
             path = self._manager.save(checkpoint_number=step)
         else:
-            scratch = os.path.join(self.directory, f".scratch-worker-{self.worker_index}")
-            self._checkpoint.write(os.path.join(scratch, "ckpt"))
+            scratch = files.join(self.directory, f".scratch-worker-{self.worker_index}")
+            self._checkpoint.write(files.join(scratch, "ckpt"))
             tf.io.gfile.rmtree(scratch)
             path = None
         return path
@@ -439,13 +447,21 @@ class Trainer:
         must add up over replicas and micro-batches (they are summed for reporting).
       batch_stats_fn: `batch_stats_fn(batch) -> dict` of float32 sums over the batch that the
         normalisation needs (their global sums are `totals`).
-      jit_compile: compile the forward and backward pass with XLA.
+      jit_compile: compile with XLA. Batches must have static shapes (drop the remainder).
       gradient_accumulation_steps: split each replica's batch into this many micro-batches
         and sum their gradients before one update (the per-replica batch must divide).
+      jit_scope: what `jit_compile` compiles: "step", the whole per-replica step (forward,
+        backward, accumulation, clipping, the optimizer update, loss scaling), or
+        "gradients", the forward and backward pass only, the update running as plain
+        TensorFlow ops. None: `DEFAULT_JIT_SCOPE`. With several replicas in sync (not on a
+        TPU) the update's cross-replica sum cannot be compiled, and "step" falls back to
+        "gradients".
+
+    `jit_scope` tells what is compiled after construction ("step", "gradients" or None).
     """
 
     def __init__(self, strategy, model, optimizer, loss_fn, batch_stats_fn, jit_compile=False,
-                 gradient_accumulation_steps=1):
+                 gradient_accumulation_steps=1, jit_scope=None):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
@@ -456,10 +472,24 @@ class Trainer:
             raise SettingsError(f"gradient_accumulation_steps must be >= 1, got "
                                 f"{gradient_accumulation_steps}.")
         self.loss_scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
-        # XLA compiles the forward and backward pass. The update stays outside: with several
-        # replicas its cross-replica merge cannot be compiled, and with one, compiling it
-        # too measured slower on CPU (5.6 against 9.4 examples/s for a 4-layer model).
-        self._compute = tf.function(self._compute_gradients, jit_compile=bool(jit_compile))
+        scope = jit_scope or DEFAULT_JIT_SCOPE
+        if scope not in JIT_SCOPES:
+            raise SettingsError(f"Unknown jit_scope {jit_scope!r}; expected one of "
+                                f"{JIT_SCOPES}.")
+        if (jit_compile and scope == "step" and strategy.num_replicas_in_sync > 1
+                and not isinstance(strategy, tf.distribute.TPUStrategy)):
+            logging.info("XLA compiles the forward and backward pass only: the update's "
+                         "sum over %d replicas cannot be compiled.",
+                         strategy.num_replicas_in_sync)
+            scope = "gradients"
+        self.jit_scope = scope if jit_compile else None
+        if self.jit_scope == "step":
+            self._compute = self._compute_gradients
+            self._replica_step = tf.function(self._replica_train_step, jit_compile=True)
+        else:
+            self._compute = tf.function(self._compute_gradients,
+                                        jit_compile=self.jit_scope == "gradients")
+            self._replica_step = self._replica_train_step
         self._train_step = tf.function(self._distributed_train_step)
         self._train_loop = tf.function(self._loop_train_steps)
         self._eval_fn = None
@@ -559,29 +589,44 @@ class Trainer:
         return self.strategy.experimental_distribute_values_from_function(part)
 
     def _distributed_train_step(self, iterator):
-        per_replica = self.strategy.run(self._replica_train_step,
+        per_replica = self.strategy.run(self._replica_step,
                                         args=(self._next_per_replica(iterator),))
         return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for name, value in per_replica.items()}
 
     def _loop_train_steps(self, iterator, num_steps):
-        sums = self._train_step(iterator)
-        for _ in tf.range(num_steps - 1):
+        # All steps run inside this one tf.function call: one host round trip per loop
+        # (the original's iterations_per_loop on TPUs). Each step's metrics are kept.
+        first = self._train_step(iterator)
+        arrays = {name: tf.TensorArray(value.dtype, size=num_steps).write(0, value)
+                  for name, value in first.items()}
+        for i in tf.range(1, num_steps):
             metrics = self._train_step(iterator)
-            sums = {name: sums[name] + metrics[name] for name in sums}
-        return sums
+            arrays = {name: arrays[name].write(i, metrics[name]) for name in arrays}
+        return {name: array.stack() for name, array in arrays.items()}
+
+    def train_steps(self, iterator, num_steps):
+        """Runs `num_steps` (>= 1) steps in one call into the compiled loop.
+
+        Returns {metric name: float64 array [num_steps]}, each step's value (summed over
+        replicas). Raises NonFiniteLossError if any step's loss is NaN or infinite.
+        """
+        per_step = self._train_loop(iterator, tf.constant(num_steps, tf.int32))
+        per_step = {name: np.asarray(value, np.float64) for name, value in per_step.items()}
+        bad = np.flatnonzero(~np.isfinite(per_step["loss"]))
+        if bad.size:
+            raise NonFiniteLossError(
+                f"The loss became {per_step['loss'][bad[0]]} at step {bad[0] + 1} of the "
+                f"last {num_steps}.")
+        return per_step
 
     def train(self, iterator, num_steps):
         """Runs `num_steps` (>= 1) steps; returns the metrics' means over them (floats).
 
         Raises NonFiniteLossError if any step's loss is NaN or infinite.
         """
-        sums = self._train_loop(iterator, tf.constant(num_steps, tf.int32))
-        means = {name: float(value) / num_steps for name, value in sums.items()}
-        if not math.isfinite(means["loss"]):
-            raise NonFiniteLossError(f"The loss became {means['loss']} within the last "
-                                     f"{num_steps} steps.")
-        return means
+        per_step = self.train_steps(iterator, num_steps)
+        return {name: float(np.mean(values)) for name, values in per_step.items()}
 
     def evaluate(self, iterator, num_steps, eval_fn, step_fn=None):
         """Sums `eval_fn(model, batch)` (a dict of additive scalars) over replicas and steps.
@@ -616,6 +661,30 @@ class Trainer:
         return {name: float(value) for name, value in sums.items()}
 
 
+def xla_train_step(trainer):
+    """One complete train step of `trainer` compiled as one XLA computation.
+
+    Returns `step(batch) -> metrics`, a `tf.function(jit_compile=True)` running the
+    trainer's per-replica step on `batch` (a dict of tensors with static shapes, as one
+    replica's input): forward, backward, gradient accumulation, global-norm clipping, the
+    optimizer update (LAMB/AdamW) and loss scaling. It fails to compile if any op of the
+    step cannot run inside XLA (a host-side op, a dynamic shape). For a one-replica
+    strategy (`OneDeviceStrategy`); tests use it to check that a task's step compiles and
+    updates the variables as the plain step does, and
+    `step.experimental_get_compiler_ir(batch)(stage="hlo")` gives the compiled program.
+    """
+    strategy = trainer.strategy
+    if strategy.num_replicas_in_sync != 1:
+        raise SettingsError(f"xla_train_step needs one replica; the strategy has "
+                            f"{strategy.num_replicas_in_sync}.")
+
+    @tf.function(jit_compile=True)
+    def step(batch):
+        return strategy.run(trainer._replica_train_step, args=(batch,))
+
+    return step
+
+
 def learning_rate_at(optimizer, step):
     """The learning rate the optimizer uses at (pre-increment) step `step`, as a float."""
     inner = getattr(optimizer, "inner_optimizer", optimizer)
@@ -623,11 +692,3 @@ def learning_rate_at(optimizer, step):
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         return float(schedule(tf.constant(step, tf.int64)))
     return float(inner.learning_rate)
-
-
-def write_text_atomically(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

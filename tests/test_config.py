@@ -108,3 +108,29 @@ def test_invalid_json_names_the_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="broken.json"):
         AlbertConfig.from_json_file(path)
+
+
+def test_json_file_round_trips_on_ram_filesystem(ram_dir):
+    """`to_json_file` / `from_json_file` on an object-store path (ram://, as gs://): written
+    atomically through tf.io.gfile (the folder is created), read back the same."""
+    import tensorflow as tf
+    path = f"{ram_dir}/run/albert_config.json"
+    AlbertConfig.from_dict(RELEASED_BASE_V2).to_json_file(path)
+    assert tf.io.gfile.listdir(f"{ram_dir}/run") == ["albert_config.json"]
+    with tf.io.gfile.GFile(path) as f:
+        assert f.read() == json.dumps(RELEASED_BASE_V2, indent=2, sort_keys=True) + "\n"
+    assert AlbertConfig.from_json_file(path).to_dict() == RELEASED_BASE_V2
+
+
+def test_missing_or_broken_file_on_ram_filesystem_is_named(ram_dir):
+    import tensorflow as tf
+    with pytest.raises(FileNotFoundError, match=f"{ram_dir}/none.json"):
+        AlbertConfig.from_json_file(f"{ram_dir}/none.json")
+    with tf.io.gfile.GFile(f"{ram_dir}/list.json", "w") as f:
+        f.write("[1, 2]")
+    with pytest.raises(ValueError, match="list.json holds a JSON list"):
+        AlbertConfig.from_json_file(f"{ram_dir}/list.json")
+    with tf.io.gfile.GFile(f"{ram_dir}/bad.json", "w") as f:
+        f.write('{"vocab_size": 30000,\n oops}')
+    with pytest.raises(ValueError, match="bad.json is not valid JSON: line 2"):
+        AlbertConfig.from_json_file(f"{ram_dir}/bad.json")
