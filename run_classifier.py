@@ -18,7 +18,6 @@ Your own data: --task_name=tsv with train.tsv/dev.tsv/test.tsv in --data_dir and
 --text_a_column, --text_b_column, --label_column, --labels.
 """
 
-from absl import app
 from absl import flags
 
 from albert_tf import cli
@@ -81,6 +80,7 @@ def define_flags():
             "the label is a number and the task a regression (scored like STS-B).")
     _define(f.DEFINE_bool, "tsv_header", True,
             "tsv task: whether each file starts with a header row.")
+    flags.adopt_module_key_flags(cli)   # --help lists the shared flags too
 
 
 def settings_from_flags(values):
@@ -124,7 +124,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.adopt_module_key_flags(cli)
-    flags.mark_flags_as_required(["data_dir", "task_name", "output_dir"])
-    app.run(main)
+    cli.run(main, define_flags, required=["data_dir", "task_name", "output_dir"])

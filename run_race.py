@@ -19,7 +19,6 @@ test_predictions.tsv. Running the same command again resumes training from the l
 checkpoint; features are converted once and cached.
 """
 
-from absl import app
 from absl import flags
 
 from albert_tf import cli
@@ -76,6 +75,7 @@ def define_race_flags():
     _define(f.DEFINE_string, "cached_dir", None,
             "Where the keyed feature files go when --train_file etc. are unset (default: "
             "--output_dir); share it between runs to convert once.")
+    flags.adopt_module_key_flags(cli)   # --help lists the shared flags too
 
 
 def settings_from_flags(values):
@@ -120,10 +120,8 @@ def main(argv):
 
 
 def run():
-    define_race_flags()
-    flags.adopt_module_key_flags(cli)
-    flags.mark_flags_as_required(["data_dir", "output_dir"])
-    app.run(main)
+    """Defines the flags and runs `main` under absl (`cli.run`: `--debug`, required flags)."""
+    cli.run(main, define_race_flags, required=["data_dir", "output_dir"])
 
 
 if __name__ == "__main__":

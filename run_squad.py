@@ -22,7 +22,6 @@ null_odds.json) are written last. Running the same command again resumes trainin
 last checkpoint in --output_dir; the feature caches are built once.
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -140,13 +139,15 @@ def main(argv):
 
 
 def run(default_version=None):
-    """Defines the flags and runs `main` (the v1/v2 aliases preset --squad_version)."""
-    define_squad_flags()
-    flags.adopt_module_key_flags(cli)
-    if default_version:
-        flags.FLAGS.set_default("squad_version", default_version)
-    flags.mark_flags_as_required(["output_dir"])
-    app.run(main)
+    """Defines the flags and runs `main` under absl (`cli.run`: `--debug`, required flags);
+    the v1/v2 aliases preset --squad_version."""
+    def define_flags():
+        define_squad_flags()
+        flags.adopt_module_key_flags(cli)   # --help lists the shared flags too
+        if default_version:
+            flags.FLAGS.set_default("squad_version", default_version)
+
+    cli.run(main, define_flags, required=["output_dir"])
 
 
 if __name__ == "__main__":

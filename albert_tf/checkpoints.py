@@ -108,7 +108,9 @@ def resolve_checkpoint(path):
     Temporary files of an unfinished save (names starting with `.`) are never chosen.
     """
     path = os.fspath(path)
-    if tf.io.gfile.isdir(path):
+    # A prefix with its index file is a checkpoint, even where `isdir` is true of any name
+    # prefix (ram:// says so of `model.ckpt` when `model.ckpt.index` exists).
+    if tf.io.gfile.isdir(path) and not tf.io.gfile.exists(path + ".index"):
         latest = tf.train.latest_checkpoint(path)
         if latest:
             return latest

@@ -44,7 +44,6 @@ returned arrays (in dataset order) with NumPy / scikit-learn / the official scri
 
 import dataclasses
 import math
-import os
 import re
 import time
 
@@ -54,10 +53,9 @@ import numpy as np
 import tensorflow as tf
 
 from albert_tf import checkpoints as checkpoints_lib
+from albert_tf import files
 from albert_tf import optimization
 from albert_tf import training
-
-write_text_atomically = training.write_text_atomically
 
 BEST_PREFIX = "model.ckpt-best"
 _SNAPSHOT_RE = re.compile(r"^model\.ckpt-(\d+)\.index$")
@@ -145,22 +143,30 @@ def encoder_flops_per_example(config, seq_length):
 def resolve_hub_module(handle):
     """(checkpoint prefix, SentencePiece model or None, config JSON or None) of a TF-Hub module.
 
-    `--albert_hub_module_handle` must be a local folder of a downloaded ALBERT TF-Hub module
-    (`variables/variables.*`, `assets/30k-clean.model`); nothing is downloaded at run time.
+    `--albert_hub_module_handle` must be the folder of a downloaded ALBERT TF-Hub module
+    (`variables/variables.*`, `assets/30k-clean.model`) on any filesystem `tf.io.gfile`
+    reads (local, `gs://`, ...); nothing is downloaded at run time, so an `http(s)://` URL
+    is a `SettingsError`, and a folder without `variables/variables.index` a
+    `FileNotFoundError`. A SavedModel written by `albert_tf.export` is accepted too (see
+    `convert.resolve_export`).
     """
-    handle = os.fspath(handle)
-    if re.match(r"^[a-z]+://", handle) and not handle.startswith("gs://"):
+    handle = str(handle).rstrip("/") if files.has_scheme(handle) else str(handle)
+    if re.match(r"^https?://", handle):
         raise training.SettingsError(
             f"--albert_hub_module_handle={handle}: modules are not downloaded at run time. "
             "Download it (e.g. add '?tf-hub-format=compressed' to the URL), extract it, and "
             "pass its folder.")
-    prefix = os.path.join(handle, "variables", "variables")
+    if tf.io.gfile.exists(files.join(handle, "assets", "export_info.json")):
+        # A SavedModel of albert_tf.export: its variables, converted to original names.
+        from albert_tf import convert
+        return convert.resolve_export(handle)
+    prefix = files.join(handle, "variables", "variables")
     if not tf.io.gfile.exists(prefix + ".index"):
         raise FileNotFoundError(f"--albert_hub_module_handle={handle}: no {prefix}.index; "
                                 "expected the folder of an extracted TF-Hub module.")
-    assets = os.path.join(handle, "assets")
-    spm = [p for p in tf.io.gfile.glob(os.path.join(assets, "*.model"))]
-    config = os.path.join(assets, "albert_config.json")
+    assets = files.join(handle, "assets")
+    spm = sorted(tf.io.gfile.glob(files.join(assets, "*.model")))
+    config = files.join(assets, "albert_config.json")
     return prefix, (spm[0] if spm else None), (config if tf.io.gfile.exists(config) else None)
 
 
@@ -185,28 +191,26 @@ class EvaluationRecord:
     """
 
     def __init__(self, output_dir, metric_key, write=True):
-        self.output_dir = os.fspath(output_dir)
+        self.output_dir = str(output_dir)
         self.metric_key = metric_key
         self.write = write
-        self.trial_path = os.path.join(self.output_dir, "best_trial.txt")
-        self.results_path = os.path.join(self.output_dir, "eval_results.txt")
+        self.trial_path = files.join(self.output_dir, "best_trial.txt")
+        self.results_path = files.join(self.output_dir, "eval_results.txt")
         self.global_step, self.best_step, self.best_value = -1, None, None
         if tf.io.gfile.exists(self.trial_path):
-            with tf.io.gfile.GFile(self.trial_path) as f:
-                text = f.read().strip()
+            text = files.read_text(self.trial_path, "evaluation record").strip()
             try:
                 step, best_step, value = text.split(":")
                 self.global_step = int(step)
                 if int(best_step) >= 0:
                     self.best_step, self.best_value = int(best_step), float(value)
             except ValueError:
-                raise ValueError(f"{self.trial_path} should hold 'global_step:best_step:"
+                raise files.FileError(f"{self.trial_path} should hold 'global_step:best_step:"
                                  f"best_value', found {text!r}; delete it to evaluate "
                                  "every checkpoint again.") from None
         self._text = ""
         if tf.io.gfile.exists(self.results_path):
-            with tf.io.gfile.GFile(self.results_path) as f:
-                self._text = f.read()
+            self._text = files.read_text(self.results_path, "evaluation results file")
 
     def reset(self):
         """Forgets earlier evaluations (a run that starts training from step 0)."""
@@ -246,14 +250,13 @@ class EvaluationRecord:
 
     def flush_results(self):
         if self.write:
-            write_text_atomically(self.results_path, self._text)
+            files.write_text(self.results_path, self._text)
 
     def flush_trial(self):
         if self.write:
             best_step = -1 if self.best_step is None else self.best_step
             best_value = -1 if self.best_value is None else self.best_value
-            write_text_atomically(self.trial_path,
-                                  f"{self.global_step}:{best_step}:{best_value}")
+            files.write_text(self.trial_path, f"{self.global_step}:{best_step}:{best_value}")
 
 
 # =========================================================================================
@@ -285,7 +288,7 @@ class FineTuner:
         self.strategy = strategy or training.create_strategy("one_device")
         _, self.num_workers, self.is_chief = training.worker_info(self.strategy)
         self._check_settings()
-        tf.io.gfile.makedirs(settings.output_dir)
+        files.makedirs(settings.output_dir)
         if settings.seed is not None:
             keras.utils.set_random_seed(settings.seed)
         previous_policy = keras.mixed_precision.global_policy()
@@ -299,7 +302,7 @@ class FineTuner:
         self.optimizer = None
         self._warm_started = False
         self._predict_steps = {}
-        self.state_dir = os.path.join(settings.output_dir, "train_state")
+        self.state_dir = files.join(settings.output_dir, "train_state")
 
     # --- Set-up -------------------------------------------------------------------------
 
@@ -434,7 +437,7 @@ class FineTuner:
             self._after_checkpoint(step, evaluate_fn, record, result)
 
         trainer = self.make_trainer(loss_fn)
-        writer = (tf.summary.create_file_writer(os.path.join(s.output_dir, "summaries", "train"))
+        writer = (tf.summary.create_file_writer(files.join(s.output_dir, "summaries", "train"))
                   if self.is_chief else None)
         peak, peak_source = training.peak_flops_per_second(self.strategy, s.mixed_precision,
                                                            s.peak_tflops)
@@ -479,7 +482,7 @@ class FineTuner:
         """Evaluates checkpoint `step` (or snapshots it for a later evaluation)."""
         result.global_step = step
         if evaluate_fn is None:
-            prefix = os.path.join(self.settings.output_dir, f"model.ckpt-{step}")
+            prefix = files.join(self.settings.output_dir, f"model.ckpt-{step}")
             if self.is_chief and not tf.io.gfile.exists(prefix + ".index"):
                 checkpoints_lib.save_original_checkpoint(self.model, prefix, global_step=step)
             return
@@ -487,7 +490,7 @@ class FineTuner:
             return   # evaluated before a restart
         results = self._evaluate(step, evaluate_fn, result)
         if record.add(step, results) and self.is_chief:
-            prefix = os.path.join(self.settings.output_dir, BEST_PREFIX)
+            prefix = files.join(self.settings.output_dir, BEST_PREFIX)
             checkpoints_lib.save_original_checkpoint(self.model, prefix, global_step=step)
             logging.info("New best %s = %s at step %d: saved %s.", record.metric_key,
                          results[record.metric_key], step, prefix)
@@ -504,7 +507,7 @@ class FineTuner:
             for k, v in sorted(results.items())))
         if self.is_chief:
             writer = tf.summary.create_file_writer(
-                os.path.join(self.settings.output_dir, "summaries", "eval"))
+                files.join(self.settings.output_dir, "summaries", "eval"))
             with writer.as_default(step=step):
                 for key, value in results.items():
                     if key != "global_step":
@@ -516,7 +519,7 @@ class FineTuner:
         result.global_step = step
         if record is not None:
             result.best_step, result.best_value = record.best_step, record.best_value
-            best = os.path.join(self.settings.output_dir, BEST_PREFIX)
+            best = files.join(self.settings.output_dir, BEST_PREFIX)
             if tf.io.gfile.exists(best + ".index"):
                 result.best_checkpoint = best
         return result
@@ -529,7 +532,7 @@ class FineTuner:
         for name in tf.io.gfile.listdir(self.settings.output_dir):
             match = _SNAPSHOT_RE.match(name)
             if match:
-                found[int(match.group(1))] = os.path.join(self.settings.output_dir,
+                found[int(match.group(1))] = files.join(self.settings.output_dir,
                                                           name[:-len(".index")])
         return found
 
@@ -549,7 +552,7 @@ class FineTuner:
         s = self.settings
         record = EvaluationRecord(s.output_dir, metric_key, write=self.is_chief)
         result = FinetuningResult(global_step=max(record.global_step, 0), metric_key=metric_key)
-        best = os.path.join(s.output_dir, BEST_PREFIX)
+        best = files.join(s.output_dir, BEST_PREFIX)
         waited = 0.0
         while record.global_step < s.train_step:
             new = sorted(step for step in self.snapshots() if step > record.global_step)
@@ -594,7 +597,7 @@ class FineTuner:
 
     def restore_best(self):
         """Loads `output_dir/model.ckpt-best` into the model; returns its prefix."""
-        prefix = os.path.join(self.settings.output_dir, BEST_PREFIX)
+        prefix = files.join(self.settings.output_dir, BEST_PREFIX)
         if not tf.io.gfile.exists(prefix + ".index"):
             raise FileNotFoundError(
                 f"No {prefix}.index: prediction and export use the best checkpoint, which "
@@ -651,9 +654,9 @@ class FineTuner:
         real = index >= 0
         index = index[real]
         unique, first = np.unique(index, return_index=True)
-        if len(unique) != num_examples:
+        if len(unique) != num_examples or unique[-1] != num_examples - 1:
             raise RuntimeError(f"predict() got {len(unique)} distinct examples back of "
-                               f"{num_examples}.")
+                               f"{num_examples} (the dataset has another size?).")
         return {name: values[real][first] for name, values in arrays.items()}
 
     def _predict_step(self, output_fn, keep):
@@ -701,33 +704,6 @@ class NamedWeights(tf.Module):
         super().__init__(name="named_weights")
         self.by_name = {name.replace("/", "."): variable for name, variable in
                         checkpoints_lib.model_variables_by_original_name(model).items()}
-
-
-def write_records_atomically(path, records, total, unit="examples"):
-    """Writes serialized records (an iterable of bytes) as the TFRecord file `path`.
-
-    The file is written under a temporary name beside `path` and renamed when complete (a
-    failure removes it, so no partial file ever has the name); progress is logged every
-    10,000 records as "Converted i of `total` `unit`". Returns the number written.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    tf.io.gfile.makedirs(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    start, count = time.time(), 0
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for record in records:
-                if count % 10000 == 0 and count:
-                    logging.info("Converted %d of %d %s (%.0f/s).", count, total, unit,
-                                 count / (time.time() - start))
-                writer.write(record)
-                count += 1
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-    logging.info("Wrote %d %s to %s in %.1f s.", count, unit, path, time.time() - start)
-    return count
 
 
 def global_batch_loss(per_example_loss_fn):

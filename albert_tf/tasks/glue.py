@@ -30,14 +30,16 @@ Pipeline (what the original does, and where we add to it):
 import csv
 import dataclasses
 import hashlib
+import io
 import json
-import os
 import sys
+import time
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from albert_tf import files
 from albert_tf import finetuning
 from albert_tf import tokenization
 from albert_tf import training
@@ -289,20 +291,22 @@ class InputExample:
 
 
 def read_tsv(path):
-    """Rows of a tab-separated file, as the original reads GLUE files.
+    """Rows of a tab-separated file (any `tf.io.gfile` path), as the original reads GLUE files.
 
     `quotechar=None`: quotes are ordinary characters, so a field may start with `"` and hold
-    no closing one (the GLUE files rely on this). Returns a list of lists of str.
+    no closing one (the GLUE files rely on this). Returns a list of lists of str. Raises
+    `FileError` for an unreadable file or text that is not UTF-8 (naming file and line),
+    `TaskDataError` for a row the csv module cannot split (naming file and line).
     """
     # Some user files have fields longer than the csv module's default limit (128 KiB).
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with tf.io.gfile.GFile(path, "r") as f:
-        reader = csv.reader(f, delimiter="\t", quotechar=None)
-        try:
-            return list(reader)
-        except csv.Error as error:
-            raise TaskDataError(f"{path}, line {reader.line_num}: cannot be read as TSV: "
-                                f"{error}.") from None
+    text = files.read_text(path, "TSV file")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar=None)
+    try:
+        return list(reader)
+    except csv.Error as error:
+        raise TaskDataError(f"{path}, line {reader.line_num}: cannot be read as TSV: "
+                            f"{error}.") from None
 
 
 def _resolve_columns(layout, header_row, path):
@@ -344,7 +348,7 @@ def read_examples(task, split_file, data_dir, do_lower_case=True):
     original skips them: QQP train/dev), a label not in `task.labels` (naming file, line and
     label), a regression label that is not a number, and a file without examples.
     """
-    path = os.path.join(data_dir, split_file.path)
+    path = files.join(data_dir, split_file.path)
     if not tf.io.gfile.exists(path):
         where = f"the {split_file.path.split('/')[0]}/ folder of " if "/" in split_file.path \
             else ""
@@ -455,7 +459,10 @@ def write_features(examples, task, max_seq_length, tokenizer, path):
     """Converts examples and writes them as TFRecords to `path` (atomically); returns count."""
     records = (_serialize(convert_example(example, task, max_seq_length, tokenizer),
                           task.is_regression) for example in examples)
-    return finetuning.write_records_atomically(path, records, len(examples))
+    start = time.time()
+    count = files.write_records(path, records, len(examples), "examples", log=logging.info)
+    logging.info("Wrote %d examples to %s in %.1f s.", count, path, time.time() - start)
+    return count
 
 
 def tokenizer_fingerprint(tokenizer):
@@ -464,8 +471,7 @@ def tokenizer_fingerprint(tokenizer):
     if tokenizer.spm_model_proto is not None:
         digest.update(b"spm:" + tokenizer.spm_model_proto)
     else:
-        with tf.io.gfile.GFile(tokenizer.vocab_path, "rb") as f:
-            digest.update(b"wordpiece:" + f.read())
+        digest.update(b"wordpiece:" + files.read_bytes(tokenizer.vocab_path, "vocabulary"))
     digest.update(json.dumps([tokenizer.do_lower_case,
                               getattr(tokenizer, "preprocess", True)]).encode())
     return digest.hexdigest()
@@ -496,7 +502,7 @@ def cached_features(examples, task, split_name, max_seq_length, tokenizer, cache
     examples; any change gives another file, never a stale one. Returns the path.
     """
     key = cache_key(task, split_name, max_seq_length, tokenizer, examples)
-    path = os.path.join(cache_dir, f"{task.name}_{split_name}.len{max_seq_length}.{key}"
+    path = files.join(cache_dir, f"{task.name}_{split_name}.len{max_seq_length}.{key}"
                                    ".tf_record")
     if tf.io.gfile.exists(path):
         logging.info("Using cached features %s (%d examples).", path, len(examples))
@@ -688,7 +694,7 @@ def prediction_lines(task, examples, logits):
 
 
 def _write_lines(path, lines):
-    finetuning.write_text_atomically(path, "".join(line + "\n" for line in lines))
+    files.write_text(path, "".join(line + "\n" for line in lines))
 
 
 def write_predictions(task, split_file, examples, logits, output_dir, primary):
@@ -702,12 +708,11 @@ def write_predictions(task, split_file, examples, logits, output_dir, primary):
     paths = []
     if primary:
         for name, lines in (("test_results.tsv", results), ("submit_results.tsv", submission)):
-            paths.append(os.path.join(output_dir, name))
+            paths.append(files.join(output_dir, name))
             _write_lines(paths[-1], lines)
     if split_file.submission:
-        folder = os.path.join(output_dir, "glue_submission")
-        tf.io.gfile.makedirs(folder)
-        paths.append(os.path.join(folder, split_file.submission))
+        folder = files.join(output_dir, "glue_submission")
+        paths.append(files.join(folder, split_file.submission))
         _write_lines(paths[-1], submission)
     return paths
 
@@ -809,7 +814,7 @@ def _check(config, settings, classifier, task):
         raise training.SettingsError(
             f"Task {task.name} has a test set only: predict it with a model fine-tuned on "
             "MNLI (--do_predict with --output_dir set to the MNLI run's folder).")
-    best = os.path.join(settings.output_dir, finetuning.BEST_PREFIX + ".index")
+    best = files.join(settings.output_dir, finetuning.BEST_PREFIX + ".index")
     if (c.do_predict or c.export_dir) and not c.do_eval and not tf.io.gfile.exists(best):
         raise training.SettingsError(
             f"--do_predict and --export_dir use {best[:-len('.index')]}, which the "
@@ -856,9 +861,9 @@ def run_classifier(config, settings, classifier, strategy=None):
     if c.do_predict:
         for split_file in task.test:
             if split_file.optional and not tf.io.gfile.exists(
-                    os.path.join(c.data_dir, split_file.path)):
+                    files.join(c.data_dir, split_file.path)):
                 logging.warning("No %s: its predictions (%s) are skipped.",
-                                os.path.join(c.data_dir, split_file.path),
+                                files.join(c.data_dir, split_file.path),
                                 split_file.submission)
                 continue
             test_sets.append((split_file, read(split_file)))

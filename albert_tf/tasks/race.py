@@ -34,13 +34,14 @@ over the softmax of the four).
 import dataclasses
 import hashlib
 import json
-import os
 import re
+import time
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from albert_tf import files
 from albert_tf import finetuning
 from albert_tf import tokenization
 from albert_tf import training
@@ -136,8 +137,8 @@ def level_files(data_dir, split, level):
     else every `*.txt` file of that folder (the official download: one JSON article per
     file), in natural order. Raises `TaskDataError` if there is neither.
     """
-    folder = os.path.join(data_dir, "RACE", split, level)
-    merged = os.path.join(folder, "all.txt")
+    folder = files.join(data_dir, "RACE", split, level)
+    merged = files.join(folder, "all.txt")
     if tf.io.gfile.exists(merged):
         return [merged], False
     names = []
@@ -150,7 +151,7 @@ def level_files(data_dir, split, level):
             f"line) or the official one-file-per-article {folder}/*.txt. --data_dir must be "
             "the folder that holds RACE/ (train/, dev/, test/, each with middle/ and high/); "
             "pass --middle_only or --high_only to use one level only.")
-    return [os.path.join(folder, n) for n in names], True
+    return [files.join(folder, n) for n in names], True
 
 
 class _BadInput(Exception):
@@ -164,9 +165,8 @@ class _BadInput(Exception):
 def _articles(path, one_per_file):
     """Yields (line number, parsed article or `_BadInput`) of one file."""
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            data = f.read()
-    except (OSError, tf.errors.OpError) as error:
+        data = files.read_bytes(path, "RACE file")
+    except files.FileError as error:
         raise TaskDataError(f"{path}: cannot be read ({error}).") from None
     chunks = [data] if one_per_file else data.split(b"\n")
     for number, chunk in enumerate(chunks, start=1):
@@ -264,8 +264,8 @@ def read_split(data_dir, split, do_lower_case=True, use_spm=True, levels=LEVELS,
                 try:
                     if isinstance(article, _BadInput):
                         raise article
-                    fallback = (f"{level}{os.path.basename(path)}" if one_per_file
-                                else f"{level}-{os.path.basename(path)}-{line}")
+                    fallback = (f"{level}{files.basename(path)}" if one_per_file
+                                else f"{level}-{files.basename(path)}-{line}")
                     data.examples.extend(_article_examples(
                         article, level, where, fallback, do_lower_case, use_spm,
                         needs_answers, skip_bad_examples, data))
@@ -281,7 +281,7 @@ def read_split(data_dir, split, do_lower_case=True, use_spm=True, levels=LEVELS,
                         " ..." if len(data.skipped) > 3 else "")
     if not data.examples:
         raise TaskDataError(f"RACE {split} ({', '.join(levels)}) holds no questions; read "
-                            f"{len(data.files)} file(s) from {os.path.join(data_dir, 'RACE')}.")
+                            f"{len(data.files)} file(s) from {files.join(data_dir, 'RACE')}.")
     return data
 
 
@@ -393,7 +393,10 @@ def write_features(examples, tokenizer, max_seq_length, max_qa_length, path):
                              " | ".join(" ".join(t) for t in features["tokens"]))
             yield serialize_features(features)
 
-    return finetuning.write_records_atomically(path, records(), len(examples), "questions")
+    start = time.time()
+    count = files.write_records(path, records(), len(examples), "questions", log=logging.info)
+    logging.info("Wrote %d questions to %s in %.1f s.", count, path, time.time() - start)
+    return count
 
 
 # Bump when the features change, so that old caches are not reused.
@@ -424,8 +427,18 @@ def _settings_key(settings):
 
 
 def settings_path(feature_file):
-    """Where the settings of a feature file are recorded."""
-    return feature_file + ".settings.json"
+    """Where the settings of a feature file are recorded: the side file
+    `<folder>/_<name>.settings.json`, which globs of the data files (`<name>*`) skip."""
+    return files.side_file(feature_file, "settings.json")
+
+
+def _recorded_settings(feature_file):
+    """The settings recorded beside a feature file (also under the older name
+    `<file>.settings.json`), or None."""
+    for path in (settings_path(feature_file), feature_file + ".settings.json"):
+        if tf.io.gfile.exists(path):
+            return files.read_json(path, "feature-cache settings file")
+    return None
 
 
 def feature_spec(max_seq_length):
@@ -440,8 +453,7 @@ def feature_spec(max_seq_length):
     }
 
 
-def count_records(path):
-    return int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1))
+count_records = files.count_records
 
 
 def _check_foreign_file(path, max_seq_length, num_examples):
@@ -479,17 +491,15 @@ def cached_features(examples, split, tokenizer, max_seq_length, max_qa_length, c
         wrote), when its records fit the lengths (and their count the data).
       check_count: count the records of a foreign file (evaluation needs one per question).
 
-    Returns the path. `<path>.settings.json` records the settings of the files we write.
+    Returns the path. The side file `settings_path(path)` records the settings of the files
+    we write.
     """
     wanted = cache_settings(examples, split, tokenizer, max_seq_length, max_qa_length)
-    path = feature_file or os.path.join(
+    path = feature_file or files.join(
         cache_dir, f"race_{split}.len{max_seq_length}.qa{max_qa_length}."
                    f"{_settings_key(wanted)}.tf_record")
     if tf.io.gfile.exists(path):
-        recorded = None
-        if tf.io.gfile.exists(settings_path(path)):
-            with tf.io.gfile.GFile(settings_path(path)) as f:
-                recorded = json.load(f)
+        recorded = _recorded_settings(path)
         if recorded is None:
             _check_foreign_file(path, max_seq_length, len(examples) if check_count else None)
         else:
@@ -504,8 +514,7 @@ def cached_features(examples, split, tokenizer, max_seq_length, max_qa_length, c
                      len(examples))
         return path
     write_features(examples, tokenizer, max_seq_length, max_qa_length, path)
-    finetuning.write_text_atomically(settings_path(path),
-                                     json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+    files.write_json(settings_path(path), wanted, sort_keys=True)
     return path
 
 
@@ -663,7 +672,7 @@ def write_results(path, results, title=None, best=None):
     lines += [f"{key} = {results[key]}" for key in sorted(results)]
     if best is not None:
         lines.append(f"best = {best}")
-    finetuning.write_text_atomically(path, "".join(line + "\n" for line in lines))
+    files.write_text(path, "".join(line + "\n" for line in lines))
 
 
 # =========================================================================================
@@ -835,9 +844,9 @@ def run_race(config, settings, race, strategy=None):
         outputs = predict_split(tuner, test_path, test.examples, s.max_seq_length,
                                 s.predict_batch_size)
         if tuner.is_chief:
-            path = os.path.join(s.output_dir, "test_predictions.tsv")
+            path = files.join(s.output_dir, "test_predictions.tsv")
             lines = prediction_lines(test.examples, outputs["probabilities"])
-            finetuning.write_text_atomically(path, "".join(line + "\n" for line in lines))
+            files.write_text(path, "".join(line + "\n" for line in lines))
             outcome["predictions"] = path
             logging.info("Test predictions: %s", path)
         if all(e.label is not None for e in test.examples):
@@ -849,7 +858,7 @@ def run_race(config, settings, race, strategy=None):
             if record.best_step is not None:
                 metrics["global_step"] = record.best_step
             if tuner.is_chief:
-                write_results(os.path.join(s.output_dir, "predict_results.txt"), metrics,
+                write_results(files.join(s.output_dir, "predict_results.txt"), metrics,
                               title="Predict results",
                               best=-1 if record.best_value is None else record.best_value)
             logging.info("Test (model.ckpt-best): %s", ", ".join(

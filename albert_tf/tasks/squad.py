@@ -33,12 +33,14 @@ Files (the original's formats, so caches made by either side feed the other):
 - the prediction features post-processing needs (`--predict_feature_left_file`): a pickle.
   Ours holds plain Python values (`EvalFeature` fields); the original's pickle of its
   `InputFeatures` objects is read too.
-- `<feature file>.settings.json` beside our caches records what they were built from, so a
-  cache built with other settings or from another file is refused instead of silently used
-  (the original never checks).
+- the side file `_<feature file name>.settings.json` beside our caches (`files.side_file`,
+  so a glob of the feature files skips it) records what they were built from, so a cache
+  built with other settings or from another file is refused instead of silently used (the
+  original never checks).
 """
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -53,6 +55,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from albert_tf import files
 from albert_tf import tokenization
 from albert_tf.tasks import TaskDataError
 
@@ -150,8 +153,7 @@ def load_squad_json(input_file):
     path = os.fspath(input_file)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"SQuAD file {path!r} does not exist.")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        raw = f.read()
+    raw = files.read_bytes(path, "SQuAD file")
     try:
         document = json.loads(raw)
     except UnicodeDecodeError as err:
@@ -785,31 +787,27 @@ def feature_to_tf_example(feature, is_training):
 
 
 class FeatureWriter:
-    """Writes features to a TFRecord file under a temporary name; `close` renames it, so an
-    interrupted conversion never leaves a cache that looks complete."""
+    """Writes features to a TFRecord file (any `tf.io.gfile` path) through
+    `files.atomic_tfrecord_writer`: `close` gives the file its name, `abort` removes it, so
+    an interrupted conversion never leaves a cache that looks complete."""
 
     def __init__(self, filename, is_training):
         self.filename = os.fspath(filename)
         self.is_training = is_training
         self.num_features = 0
-        directory = os.path.dirname(self.filename)
-        if directory:
-            tf.io.gfile.makedirs(directory)
-        self._tmp = f"{self.filename}.tmp-{os.getpid()}"
-        self._writer = tf.io.TFRecordWriter(self._tmp)
+        self._stack = contextlib.ExitStack()
+        self._writer = self._stack.enter_context(files.atomic_tfrecord_writer(self.filename))
 
     def process_feature(self, feature):
         self.num_features += 1
         self._writer.write(feature_to_tf_example(feature, self.is_training))
 
     def close(self):
-        self._writer.close()
-        tf.io.gfile.rename(self._tmp, self.filename, overwrite=True)
+        self._stack.close()
 
     def abort(self):
-        self._writer.close()
-        if tf.io.gfile.exists(self._tmp):
-            tf.io.gfile.remove(self._tmp)
+        # Exiting with an exception removes the temporary file and leaves no final one.
+        self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
 def feature_spec(seq_length, is_training, is_v2=True):
@@ -933,14 +931,13 @@ def save_eval_features(path, features, settings):
         "settings": settings,
         "features": [dataclasses.astuple(f) for f in features],
     }
-    _write_bytes_atomically(path, pickle.dumps(payload, protocol=4))
+    files.write_bytes(path, pickle.dumps(payload, protocol=4))
 
 
 def load_eval_features(path):
     """(features, settings) from a file by `save_eval_features`, or from the original's
     pickle of `InputFeatures` (settings None then)."""
-    with tf.io.gfile.GFile(path, "rb") as f:
-        data = f.read()
+    data = files.read_bytes(path, "SQuAD prediction-feature file")
     try:
         payload = _SafeUnpickler(io.BytesIO(data)).load()
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -955,16 +952,6 @@ def load_eval_features(path):
         return [_from_original(x) for x in payload], None
     raise TaskDataError(f"{path}: not a SQuAD prediction-feature file. Delete it and the "
                         "--predict_feature_file beside it to rebuild both.")
-
-
-def _write_bytes_atomically(path, data):
-    directory = os.path.dirname(os.fspath(path))
-    if directory:
-        tf.io.gfile.makedirs(directory)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
-        f.write(data)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 # =========================================================================================
@@ -995,7 +982,8 @@ def cache_settings(source_file, tokenizer, max_seq_length, doc_stride, max_query
 
 
 def _settings_path(feature_file):
-    return f"{feature_file}.settings.json"
+    """The side file recording a cache's settings: `<folder>/_<name>.settings.json`."""
+    return files.side_file(feature_file, "settings.json")
 
 
 def _check_cache_settings(feature_file, recorded, wanted, extra_files=()):
@@ -1012,20 +1000,19 @@ def _check_cache_settings(feature_file, recorded, wanted, extra_files=()):
 
 
 def _read_settings(feature_file):
-    path = _settings_path(feature_file)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    """The settings recorded beside `feature_file` (also under the older name
+    `<file>.settings.json`), or None."""
+    for path in (_settings_path(feature_file), f"{feature_file}.settings.json"):
+        if tf.io.gfile.exists(path):
+            return files.read_json(path, "feature-cache settings file")
+    return None
 
 
 def _write_settings(feature_file, settings):
-    _write_bytes_atomically(_settings_path(feature_file),
-                            json.dumps(settings, indent=2, sort_keys=True).encode())
+    files.write_json(_settings_path(feature_file), settings, sort_keys=True)
 
 
-def count_records(path):
-    return int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1))
+count_records = files.count_records
 
 
 def prepare_train_features(train_file, tokenizer, feature_file, max_seq_length, doc_stride,

@@ -27,12 +27,11 @@ Metrics come from the official SQuAD scripts as tf-models-official ships them
 import collections
 import json
 import math
-import os
 
 from absl import logging
 import numpy as np
 
-from albert_tf import training
+from albert_tf import files
 
 RawResultV1 = collections.namedtuple("RawResultV1",
                                       ["unique_id", "start_logits", "end_logits"])
@@ -215,7 +214,7 @@ def predictions_v2(examples, features, results, n_best_size=20, max_answer_lengt
 
 def write_json(path, value):
     """Writes `value` as the original does (indent 4, final newline), atomically."""
-    training.write_text_atomically(path, json.dumps(value, indent=4) + "\n")
+    files.write_text(path, json.dumps(value, indent=4) + "\n")
 
 
 def write_prediction_files(output_dir, predictions, nbest, null_odds=None):
@@ -223,10 +222,10 @@ def write_prediction_files(output_dir, predictions, nbest, null_odds=None):
     (nothing when it is None)."""
     if output_dir is None:
         return
-    write_json(os.path.join(output_dir, "predictions.json"), predictions)
-    write_json(os.path.join(output_dir, "nbest_predictions.json"), nbest)
+    write_json(files.join(output_dir, "predictions.json"), predictions)
+    write_json(files.join(output_dir, "nbest_predictions.json"), nbest)
     if null_odds is not None:
-        write_json(os.path.join(output_dir, "null_odds.json"), null_odds)
+        write_json(files.join(output_dir, "null_odds.json"), null_odds)
 
 
 def evaluate_v1(dataset, predictions):

@@ -25,13 +25,12 @@ Losses (per example; the batch loss is their mean, as the original's):
 """
 
 import dataclasses
-import json
-import os
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from albert_tf import files
 from albert_tf import finetuning
 from albert_tf import tokenization
 from albert_tf import training
@@ -337,10 +336,10 @@ def run_squad(config, settings, squad_settings, strategy=None):
     outcome["metrics"] = metrics
     if tuner.is_chief:
         tuner.add_results_section(f"Final: {label}", metrics, metric_key)
-        finetuning.write_text_atomically(
-            os.path.join(settings.output_dir, "squad_results.json"),
-            json.dumps({"squad_version": q.squad_version, "checkpoint": label,
-                        **{k: _plain(v) for k, v in metrics.items()}}, indent=2) + "\n")
+        files.write_json(
+            files.join(settings.output_dir, "squad_results.json"),
+            {"squad_version": q.squad_version, "checkpoint": label,
+             **{k: _plain(v) for k, v in metrics.items()}})
     logging.info("SQuAD %s on %s: %s", q.squad_version, label,
                  ", ".join(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
                            for k, v in sorted(metrics.items())))
@@ -356,7 +355,7 @@ def _evaluate_without_training(tuner, evaluate_fn, metric_key, num_steps):
     none there, the `--init_checkpoint` weights (e.g. an already fine-tuned model)."""
     s = tuner.settings
     has_checkpoints = (tuner.snapshots() or tf.io.gfile.exists(
-        os.path.join(s.output_dir, finetuning.BEST_PREFIX + ".index")))
+        files.join(s.output_dir, finetuning.BEST_PREFIX + ".index")))
     if has_checkpoints:
         if num_steps is None:
             # Without a training file the final step is unknown: evaluate what is there.
@@ -365,12 +364,12 @@ def _evaluate_without_training(tuner, evaluate_fn, metric_key, num_steps):
         try:
             return tuner.evaluate_checkpoints(evaluate_fn, metric_key)
         except FileNotFoundError:
-            if not tf.io.gfile.exists(os.path.join(s.output_dir,
+            if not tf.io.gfile.exists(files.join(s.output_dir,
                                                    finetuning.BEST_PREFIX + ".index")):
                 raise
             return finetuning.FinetuningResult(
                 global_step=0, metric_key=metric_key,
-                best_checkpoint=os.path.join(s.output_dir, finetuning.BEST_PREFIX))
+                best_checkpoint=files.join(s.output_dir, finetuning.BEST_PREFIX))
     if not s.init_checkpoint:
         raise FileNotFoundError(
             f"Nothing to evaluate: {s.output_dir} holds no checkpoint (model.ckpt-<step> or "
@@ -415,11 +414,10 @@ def export_squad_model(config, settings, squad_settings, export_dir):
     folder. (The original's v1 export also wrote a TFLite file; convert this SavedModel
     with `tf.lite.TFLiteConverter.from_saved_model` for that.)
     """
-    import tempfile
     import time
 
     from albert_tf import checkpoints as checkpoints_lib
-    prefix = os.path.join(settings.output_dir, finetuning.BEST_PREFIX)
+    prefix = files.join(settings.output_dir, finetuning.BEST_PREFIX)
     if not tf.io.gfile.exists(prefix + ".index"):
         prefix = settings.init_checkpoint
         if not prefix:
@@ -441,13 +439,12 @@ def export_squad_model(config, settings, squad_settings, export_dir):
             input_ids=input_ids, input_mask=input_mask, segment_ids=segment_ids),
             input_signature=specs)
     server.serve = serve
-    tf.io.gfile.makedirs(export_dir)
-    version = str(int(time.time()))
-    while tf.io.gfile.exists(os.path.join(export_dir, version)):
-        version = str(int(version) + 1)
-    tmp = tempfile.mkdtemp(dir=export_dir, prefix=f".{version}.tmp-")
-    tf.saved_model.save(server, tmp, signatures={"serving_default": serve})
-    target = os.path.join(export_dir, version)
-    tf.io.gfile.rename(tmp, target)
+    files.makedirs(export_dir)
+    version = int(time.time())
+    while tf.io.gfile.exists(files.join(export_dir, str(version))):
+        version += 1
+    target = files.join(export_dir, str(version))
+    with files.replace_dir(target) as tmp:
+        tf.saved_model.save(server, tmp, signatures={"serving_default": serve})
     logging.info("Exported %s (SQuAD %s) to %s.", prefix, squad_settings.squad_version, target)
     return target
