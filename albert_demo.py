@@ -27,7 +27,9 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from albert_tf import files  # noqa: E402
 from albert_tf import main_job  # noqa: E402
+from albert_tf.errors import UserError  # noqa: E402
 
 flags.DEFINE_list("steps", list(main_job.STEPS),
                   f"Steps to run, in this order: {','.join(main_job.STEPS)}.")
@@ -91,11 +93,11 @@ def main(argv):
         run_dir = main_job.new_run_dir(FLAGS.runs_root)
     try:
         main_job.run_job(settings, run_dir, steps=FLAGS.steps, redo=FLAGS.redo)
-    except (RuntimeError, ValueError, FileNotFoundError) as error:
+    except (UserError, RuntimeError, ValueError, FileNotFoundError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)
-    report = os.path.join(run_dir, "report.md")
-    if "report" in FLAGS.steps and os.path.exists(report):
+    report = files.join(run_dir, "report.md")
+    if "report" in FLAGS.steps and files.exists(report):
         print(f"Report: {report}")
 
 

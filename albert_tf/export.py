@@ -77,20 +77,25 @@ SentencePiece model (and `.vocab`). Unlike the original export_checkpoints.py, w
 variables missing from the source checkpoint with random values and no word, a missing
 variable is an error here.
 
-Both exports are written under a temporary name beside the target and renamed when complete.
+Every path (config, checkpoint, SentencePiece model, export folder) may be on any filesystem
+`tf.io.gfile` knows (`gs://`, ...). Nothing half-written appears under a final name: a
+SavedModel is written into a temporary folder beside the target, which then replaces it
+(`files.replace_dir`: a rename on a local disk, a copy with `saved_model.pb` last on an
+object store); each file of a checkpoint export is written under a temporary name and
+renamed, the `checkpoint` file last.
 """
 
+import contextlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
 from albert_tf import checkpoints as checkpoints_lib
+from albert_tf import files
 from albert_tf.config import AlbertConfig
 from albert_tf.errors import UserError
 from albert_tf.heads import AlbertClassifier, AlbertPretrainer
@@ -366,15 +371,18 @@ class AlbertServingModule(tf.Module):
 
 
 def _target_dir(export_dir, versioned):
-    """The folder to write: `export_dir`, or a new `export_dir/<unix time>` (Serving versions)."""
-    export_dir = os.path.abspath(os.fspath(export_dir))
+    """The folder to write: `export_dir`, or a new `export_dir/<unix time>` (Serving versions).
+
+    Any `tf.io.gfile` path (local, `gs://`, ...); a local relative path stays relative.
+    """
+    export_dir = os.fspath(export_dir)
     if not versioned:
         return export_dir
-    tf.io.gfile.makedirs(export_dir)
+    files.makedirs(export_dir)
     version = int(time.time())
-    while tf.io.gfile.exists(os.path.join(export_dir, str(version))):
+    while tf.io.gfile.exists(files.join(export_dir, str(version))):
         version += 1
-    return os.path.join(export_dir, str(version))
+    return files.join(export_dir, str(version))
 
 
 def _check_target(target, overwrite):
@@ -383,22 +391,27 @@ def _check_target(target, overwrite):
                           "or pass --overwrite (overwrite=True) to replace it.")
 
 
-def _replace_dir(tmp, target):
-    """Moves the complete folder `tmp` to `target`, replacing what is there."""
-    old = None
-    if tf.io.gfile.exists(target):
-        old = f"{target}.old-{os.getpid()}-{time.time_ns()}"
-        tf.io.gfile.rename(target, old)
-    tf.io.gfile.rename(tmp, target)
-    if old is not None:
-        tf.io.gfile.rmtree(old)
-
-
 def _companion_vocab(spm_model_file):
-    """The `.vocab` file next to a `.model` file, if there is one."""
-    base, ext = os.path.splitext(os.fspath(spm_model_file))
-    vocab = base + ".vocab"
-    return vocab if ext == ".model" and tf.io.gfile.exists(vocab) else None
+    """The `.vocab` file next to a `.model` file, if there is one (any filesystem)."""
+    path = os.fspath(spm_model_file)
+    if not path.endswith(".model"):
+        return None
+    vocab = path[:-len(".model")] + ".vocab"
+    return vocab if tf.io.gfile.exists(vocab) else None
+
+
+@contextlib.contextmanager
+def _staging_dir(target):
+    """A hidden temporary folder beside `target` for the asset files a SavedModel copies in
+    (`albert_config.json`, `export_info.json`); removed afterwards. Beside the target, so it
+    is on the same filesystem (gs:// included) and needs no local disk."""
+    staging = files.temporary_name(f"{target.rstrip('/')}-assets")
+    files.makedirs(staging)
+    try:
+        yield staging
+    finally:
+        if tf.io.gfile.exists(staging):
+            tf.io.gfile.rmtree(staging)
 
 
 def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq_length=128,
@@ -424,8 +437,16 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
       threshold: a classifier's decision threshold, added as the constant output
         `threshold` (None or NaN: none).
 
-    Returns the folder written. It is first written as a hidden temporary folder beside the
-    target, then renamed, so a crash never leaves a partial SavedModel under the name.
+    Returns the folder written. The SavedModel is written into a hidden temporary folder
+    beside the target, which then replaces the target (`files.replace_dir`: a rename on a
+    local disk; on an object store such as gs:// a copy with `saved_model.pb` last), so a
+    crash never leaves a partial SavedModel under the name.
+
+    Raises:
+      ExportError: the head, max_seq_length or SentencePiece model do not fit the model, or
+        the target is not empty and `overwrite` is False.
+      FileNotFoundError / MissingTokenError: the SentencePiece model is missing or lacks
+        [CLS], [SEP] or ",".
     """
     actual = head_of(model)
     if head is not None and head != actual:
@@ -434,6 +455,7 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
     if not spm_model_file:
         raise ExportError("A SavedModel export needs the SentencePiece model (--spm_model_file)"
                           ": its text signatures tokenize in the graph.")
+    spm_model_file = os.fspath(spm_model_file)
     if threshold is not None and math.isnan(threshold):
         threshold = None
     config = model.config
@@ -442,22 +464,24 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
                           f"config's max_position_embeddings ({config.max_position_embeddings}).")
     target = _target_dir(export_dir, versioned)
     _check_target(target, overwrite)
-    parent = os.path.dirname(target)
-    tf.io.gfile.makedirs(parent)
 
-    tokenizer = InGraphTokenizer(spm_model_file, do_lower_case=do_lower_case,
-                                 max_seq_length=max_seq_length)
+    try:
+        tokenizer = InGraphTokenizer(spm_model_file, do_lower_case=do_lower_case,
+                                     max_seq_length=max_seq_length)
+    except UserError:
+        raise
+    except ValueError as error:   # not a SentencePiece model
+        raise ExportError(f"--spm_model_file: {error}") from None
     if tokenizer.vocab_size > config.vocab_size:
         raise ExportError(f"The SentencePiece model {spm_model_file} has {tokenizer.vocab_size} "
                           f"pieces, more than the model's vocab_size ({config.vocab_size}). Is "
                           "it the vocabulary this model was trained with?")
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.tmp-")
-    staging = tempfile.mkdtemp(prefix="albert_export_assets-")
-    try:
-        config_file = os.path.join(staging, "albert_config.json")
-        config.to_json_file(config_file)
-        module = AlbertServingModule(model, tokenizer, [os.fspath(spm_model_file)],
-                                     do_lower_case, labels, threshold)
+    # The SentencePiece model is an asset straight from its path (tf.saved_model.save copies
+    # assets through tf.io.gfile, gs:// and ram:// included); the generated asset files are
+    # staged beside the target, on the same filesystem.
+    with _staging_dir(target) as staging, files.replace_dir(target) as tmp:
+        module = AlbertServingModule(model, tokenizer, [spm_model_file], do_lower_case,
+                                     labels, threshold)
         signatures = module.signatures(text_pair=text_pair)
         info = {
             "head": module.head,
@@ -468,25 +492,18 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
             "serving_default": "text_pair" if text_pair else "text",
             "signatures": sorted(signatures),
             "threshold": module._threshold,
-            "spm_model_file": os.path.basename(os.fspath(spm_model_file)),
+            "spm_model_file": files.basename(spm_model_file),
         }
-        info_file = os.path.join(staging, EXPORT_INFO)
-        with open(info_file, "w") as f:
-            json.dump(info, f, indent=2, sort_keys=True)
-            f.write("\n")
+        config_file = files.join(staging, "albert_config.json")
+        files.write_text(config_file, config.to_json_string())
+        info_file = files.join(staging, EXPORT_INFO)
+        files.write_json(info_file, info, sort_keys=True)
         extra = [config_file, info_file]
         vocab = _companion_vocab(spm_model_file)
         if vocab:
             extra.append(vocab)
         module.assets.extend(tf.saved_model.Asset(path) for path in extra)
         tf.saved_model.save(module, tmp, signatures=signatures)
-        _replace_dir(tmp, target)
-    except BaseException:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.rmtree(tmp)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     tf.get_logger().info("Exported a SavedModel (head %s, signatures %s) to %s", module.head,
                          ", ".join(sorted(signatures)), target)
     return target
@@ -500,40 +517,55 @@ def export_checkpoint(model, export_dir, spm_model_file=None,
     Args:
       model: `AlbertModel` (no heads), `AlbertPretrainer` (with the pretraining heads) or a
         fine-tuned model with a head.
-      export_dir: the folder: `albert_config.json`, `<checkpoint_name>.index` / `.data-*`,
-        `checkpoint`, and the SentencePiece model (and `.vocab`) when given.
+      export_dir: the folder (any `tf.io.gfile` path): `albert_config.json`,
+        `<checkpoint_name>.index` / `.data-*`, `checkpoint`, and the SentencePiece model (and
+        `.vocab`) when given.
       spm_model_file: copied in under its own name (optional).
       checkpoint_name: the checkpoint prefix in the folder (the released `model.ckpt-best`).
       global_step: stored as `global_step` (default 0).
-      overwrite: replace a non-empty `export_dir`.
+      overwrite: write into a non-empty `export_dir`, replacing the files of the same names
+        (other files stay; the `checkpoint` file names the new checkpoint).
 
-    Returns the checkpoint prefix. Written into a temporary folder, then renamed.
+    Returns the checkpoint prefix (`<export_dir>/<checkpoint_name>`).
+
+    Every file appears whole under its name (written under a temporary name, then renamed),
+    the checkpoint last: its data shard, its `.index`, then the `checkpoint` file that
+    `tf.train.latest_checkpoint` reads, so a reader that finds the checkpoint finds the
+    config and vocabulary beside it. Files are written in place rather than in a temporary
+    folder: an object store (gs://) has no folder rename, and copying a large checkpoint
+    twice would double the export's time.
+
+    Raises:
+      ExportError: `export_dir` is not empty and `overwrite` is False.
+      FileError: the SentencePiece model cannot be read or a file cannot be written.
     """
-    target = os.path.abspath(os.fspath(export_dir))
+    target = os.fspath(export_dir)
     _check_target(target, overwrite)
-    parent = os.path.dirname(target)
-    tf.io.gfile.makedirs(parent)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.tmp-")
-    try:
-        model.config.to_json_file(os.path.join(tmp, "albert_config.json"))
-        checkpoints_lib.save_original_checkpoint(model, os.path.join(tmp, checkpoint_name),
-                                                 global_step=global_step)
-        if spm_model_file:
-            for path in (os.fspath(spm_model_file), _companion_vocab(spm_model_file)):
-                if path:
-                    tf.io.gfile.copy(path, os.path.join(tmp, os.path.basename(path)))
-        _replace_dir(tmp, target)
-    except BaseException:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.rmtree(tmp)
-        raise
-    return os.path.join(target, checkpoint_name)
+    files.makedirs(target)
+    files.write_text(files.join(target, "albert_config.json"), model.config.to_json_string())
+    if spm_model_file:
+        spm_model_file = os.fspath(spm_model_file)
+        if not tf.io.gfile.exists(spm_model_file):
+            raise files.FileError(f"The SentencePiece model {spm_model_file} (--spm_model_file)"
+                                  " does not exist.")
+        for path in (spm_model_file, _companion_vocab(spm_model_file)):
+            if path:
+                files.copy(path, files.join(target, files.basename(path)))
+    prefix = files.join(target, checkpoint_name)
+    checkpoints_lib.save_original_checkpoint(model, prefix, global_step=global_step)
+    tf.get_logger().info("Exported an original-format checkpoint to %s", prefix)
+    return prefix
 
 
 def _checkpoint_step(checkpoint):
+    """The checkpoint's `global_step`, or None if it has none."""
+    prefix = checkpoints_lib.resolve_checkpoint(checkpoint)
     try:
-        return int(tf.train.load_variable(checkpoints_lib.resolve_checkpoint(checkpoint),
-                                          "global_step"))
+        # The reader takes the prefix as it is; `tf.train.load_variable` would first ask
+        # whether it is a folder, which ram:// answers yes for any prefix of a file name.
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+        return int(reader.get_tensor("global_step")) if reader.has_tensor(
+            "global_step") else None
     except (tf.errors.NotFoundError, ValueError):
         return None
 
@@ -662,76 +694,84 @@ def rest_predict(loaded, body):
 
 
 def _define_flags():
+    """The flags of `python -m albert_tf.export` (kept when another script in the same
+    process, or a test, defined a flag of the same name first)."""
     from absl import flags
 
-    flags.DEFINE_string("albert_config_file", None, "The config JSON of the model.")
-    flags.DEFINE_string("init_checkpoint", None,
-                        "The original-format checkpoint to export (a prefix or a directory).")
-    flags.DEFINE_string("spm_model_file", None,
-                        "The SentencePiece model of the vocabulary (needed for SavedModels; "
-                        "copied beside checkpoints).")
-    flags.DEFINE_bool("do_lower_case", True,
-                      "Lower-case text in the text signatures (True for uncased models).")
-    flags.DEFINE_string("export_dir", None, "The folder to write.")
-    flags.DEFINE_enum("format", "saved_model", list(FORMATS),
-                      "saved_model: for serving and Keras; checkpoint: an original-format "
-                      "checkpoint directory (the original export_checkpoints.py).")
-    flags.DEFINE_enum("head", "auto", ["auto", *HEADS],
-                      "What to export on top of the encoder: mlm (the pretraining heads), "
-                      "classifier (a run_classifier checkpoint), none; auto: what the "
-                      "checkpoint holds.")
-    flags.DEFINE_integer("max_seq_length", 128,
-                         "Row length of the text signatures' packed inputs.")
-    flags.DEFINE_list("labels", None, "Class names of a classifier, in id order (optional).")
-    flags.DEFINE_bool("text_pair", False,
-                      "Make serving_default the text-pair signature (pair tasks).")
-    flags.DEFINE_bool("versioned", False,
-                      "Write into a new <export_dir>/<unix time>/ (TensorFlow Serving's "
-                      "version folders).")
-    flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.")
-    flags.DEFINE_bool("random_init", False,
-                      "Export freshly initialised weights instead of --init_checkpoint (a "
-                      "reproducible starting point, seeded by --seed).")
-    flags.DEFINE_integer("seed", None, "Seed of the weights of --random_init.")
-    flags.DEFINE_integer("num_labels", None,
-                         "Classifier outputs (default: from the checkpoint's output_weights).")
+    from albert_tf.cli import define_flag
+
+    f = flags
+    define_flag(f.DEFINE_string, "albert_config_file", None, "The config JSON of the model.")
+    define_flag(f.DEFINE_string, "init_checkpoint", None,
+                "The original-format checkpoint to export (a prefix or a directory).")
+    define_flag(f.DEFINE_string, "spm_model_file", None,
+                "The SentencePiece model of the vocabulary (needed for SavedModels; copied "
+                "beside checkpoints).")
+    define_flag(f.DEFINE_bool, "do_lower_case", True,
+                "Lower-case text in the text signatures (True for uncased models).")
+    define_flag(f.DEFINE_string, "export_dir", None,
+                "The folder to write (local or any tf.io.gfile path, e.g. gs://bucket/x).")
+    define_flag(f.DEFINE_enum, "format", "saved_model", list(FORMATS),
+                "saved_model: for serving and Keras; checkpoint: an original-format "
+                "checkpoint directory (the original export_checkpoints.py).")
+    define_flag(f.DEFINE_enum, "head", "auto", ["auto", *HEADS],
+                "What to export on top of the encoder: mlm (the pretraining heads), "
+                "classifier (a run_classifier checkpoint), none; auto: what the checkpoint "
+                "holds.")
+    define_flag(f.DEFINE_integer, "max_seq_length", 128,
+                "Row length of the text signatures' packed inputs.")
+    define_flag(f.DEFINE_list, "labels", None,
+                "Class names of a classifier, in id order (optional).")
+    define_flag(f.DEFINE_bool, "text_pair", False,
+                "Make serving_default the text-pair signature (pair tasks).")
+    define_flag(f.DEFINE_bool, "versioned", False,
+                "Write into a new <export_dir>/<unix time>/ (TensorFlow Serving's version "
+                "folders).")
+    define_flag(f.DEFINE_bool, "overwrite", False,
+                "Replace a non-empty --export_dir (a SavedModel replaces the whole folder; a "
+                "checkpoint export replaces the files of the same names).")
+    define_flag(f.DEFINE_bool, "random_init", False,
+                "Export freshly initialised weights instead of --init_checkpoint (a "
+                "reproducible starting point, seeded by --seed).")
+    define_flag(f.DEFINE_integer, "seed", None, "Seed of the weights of --random_init.")
+    define_flag(f.DEFINE_integer, "num_labels", None,
+                "Classifier outputs (default: from the checkpoint's output_weights).")
     # The original export scripts' flags.
-    flags.DEFINE_string("albert_directory", None,
-                        "Original flag: a folder with albert_config.json and the checkpoint "
-                        "--checkpoint_name (used when --albert_config_file / "
-                        "--init_checkpoint are not given).")
-    flags.DEFINE_string("checkpoint_name", DEFAULT_CHECKPOINT_NAME,
-                        "Original flag: the checkpoint in --albert_directory; also the name "
-                        "of the exported checkpoint.")
-    flags.DEFINE_string("export_path", None, "Original flag: the same as --export_dir.")
-    flags.DEFINE_bool("use_einsum", True, "Original flag, accepted for compatibility; our "
-                      "layers give the same numbers either way.")
+    define_flag(f.DEFINE_string, "albert_directory", None,
+                "Original flag: a folder with albert_config.json and the checkpoint "
+                "--checkpoint_name (used when --albert_config_file / --init_checkpoint are "
+                "not given).")
+    define_flag(f.DEFINE_string, "checkpoint_name", DEFAULT_CHECKPOINT_NAME,
+                "Original flag: the checkpoint in --albert_directory; also the name of the "
+                "exported checkpoint.")
+    define_flag(f.DEFINE_string, "export_path", None,
+                "Original flag: the same as --export_dir.")
+    define_flag(f.DEFINE_bool, "use_einsum", True,
+                "Original flag, accepted for compatibility; our layers give the same numbers "
+                "either way.")
 
 
-def _main(argv):
-    import sys
+def main(argv):
+    """`python -m albert_tf.export`: the flags' paths may be on any `tf.io.gfile` filesystem
+    (gs://, ...). Bad input (a missing flag, file or checkpoint variable) is one `ERROR:`
+    line and exit status 1."""
+    from albert_tf import cli
 
-    from absl import flags
-    from absl import logging
-
-    if len(argv) > 1:
-        raise SystemExit(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
-    FLAGS = flags.FLAGS
-    config_file, checkpoint = FLAGS.albert_config_file, FLAGS.init_checkpoint
-    if FLAGS.albert_directory:
-        config_file = config_file or os.path.join(FLAGS.albert_directory, "albert_config.json")
-        checkpoint = checkpoint or os.path.join(FLAGS.albert_directory, FLAGS.checkpoint_name)
-    export_dir = FLAGS.export_dir or FLAGS.export_path
-    problems = [text for text, missing in (
-        ("--albert_config_file (or --albert_directory)", not config_file),
-        ("--init_checkpoint (or --albert_directory, or --random_init)",
-         not checkpoint and not FLAGS.random_init),
-        ("--export_dir (or --export_path)", not export_dir)) if missing]
-    if problems:
-        print(f"ERROR: missing {', '.join(problems)}.", file=sys.stderr)
-        sys.exit(1)
-    try:
+    with cli.script_main(argv) as FLAGS:
+        config_file, checkpoint = FLAGS.albert_config_file, FLAGS.init_checkpoint
+        if FLAGS.albert_directory:
+            config_file = config_file or files.join(FLAGS.albert_directory,
+                                                    "albert_config.json")
+            checkpoint = checkpoint or files.join(FLAGS.albert_directory,
+                                                  FLAGS.checkpoint_name)
+        export_dir = FLAGS.export_dir or FLAGS.export_path
+        problems = [text for text, missing in (
+            ("--albert_config_file (or --albert_directory)", not config_file),
+            ("--init_checkpoint (or --albert_directory, or --random_init)",
+             not checkpoint and not FLAGS.random_init),
+            ("--export_dir (or --export_path)", not export_dir)) if missing]
+        if problems:
+            raise ExportError(f"Missing {', '.join(problems)}.")
         written = export(config_file, checkpoint, export_dir,
                          spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case,
                          head=FLAGS.head, format=FLAGS.format,
@@ -740,14 +780,10 @@ def _main(argv):
                          overwrite=FLAGS.overwrite, checkpoint_name=FLAGS.checkpoint_name,
                          random_init=FLAGS.random_init, seed=FLAGS.seed,
                          num_labels=FLAGS.num_labels)
-    except (ExportError, checkpoints_lib.CheckpointMismatchError, FileNotFoundError) as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        sys.exit(1)
     print(f"Exported to {written}")
 
 
 if __name__ == "__main__":
-    from absl import app
+    from albert_tf import cli
 
-    _define_flags()
-    app.run(_main)
+    cli.run(main, _define_flags)

@@ -24,6 +24,7 @@ skips it. `albert_demo.py` at the repository root is the command line.
 import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import math
 import os
@@ -117,6 +118,18 @@ def _path(path):
     return path if path.is_absolute() else ROOT / path
 
 
+def _local_folder(path, what):
+    """`path`, checked to be on the local disk: the steps reach the run folder with local
+    file operations (pathlib), so a `gs://` path would become a local folder named "gs:".
+    Raises ValueError naming `what` (the flag)."""
+    from albert_tf import files
+
+    if files.has_scheme(path):
+        raise ValueError(f"{what}={path}: the demo's run folder must be on the local disk. "
+                         "Copy the finished run elsewhere afterwards (e.g. gsutil -m cp -r).")
+    return path
+
+
 def _shown(path):
     """A path as the report's commands show it: relative to the repository root if inside."""
     path = pathlib.Path(path).resolve()
@@ -156,7 +169,7 @@ class Job:
 
     def __init__(self, settings, run_dir, log=None):
         self.settings = settings
-        self.run_dir = pathlib.Path(run_dir).resolve()
+        self.run_dir = pathlib.Path(_local_folder(os.fspath(run_dir), "--run_dir")).resolve()
         self.log = log or (lambda text: print(text, flush=True))
 
     # --- files of the steps -----------------------------------------------------------
@@ -242,11 +255,10 @@ class Job:
 
 
 def _write_text(path, text):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Writes `text` (UTF-8) to `path` atomically (any `tf.io.gfile` filesystem)."""
+    from albert_tf import files
+
+    files.write_text(os.fspath(path), text)
 
 
 def read_documents(path):
@@ -258,16 +270,17 @@ def read_documents(path):
 
 
 def _write_documents(path, documents):
+    """Writes documents as a gzipped corpus file, atomically (mtime 0: the same bytes on
+    every run)."""
+    from albert_tf import files
+
     data = ("\n\n".join("\n".join(d) for d in documents) + "\n").encode("utf-8")
-    tmp = pathlib.Path(path).with_name(pathlib.Path(path).name + ".tmp")
-    with gzip.GzipFile(tmp, "wb", mtime=0) as f:
-        f.write(data)
-    os.replace(tmp, path)
+    files.write_bytes(os.fspath(path), gzip.compress(data, mtime=0))
 
 
 def find_run_dir(runs_root, settings):
     """The newest run folder under `runs_root` started with the same settings, or None."""
-    runs_root = pathlib.Path(runs_root)
+    runs_root = pathlib.Path(_local_folder(os.fspath(runs_root), "--runs_root"))
     if not runs_root.exists():
         return None
     for folder in sorted((p for p in runs_root.iterdir() if p.is_dir()), reverse=True):
@@ -284,7 +297,7 @@ def find_run_dir(runs_root, settings):
 
 def new_run_dir(runs_root):
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = pathlib.Path(runs_root) / stamp
+    folder = pathlib.Path(_local_folder(os.fspath(runs_root), "--runs_root")) / stamp
     suffix = 1
     while folder.exists():
         folder = pathlib.Path(runs_root) / f"{stamp}-{suffix}"
@@ -857,6 +870,8 @@ def plot_curves(path, pretrain_curves, finetune_curves):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from albert_tf import files
+
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for tag, label in (("loss", "total"), ("masked_lm_loss", "masked LM"),
                        ("sentence_order_loss", "sentence order")):
@@ -874,10 +889,11 @@ def plot_curves(path, pretrain_curves, finetune_curves):
               ylabel="training loss")
     right.legend()
     figure.tight_layout()
-    tmp = pathlib.Path(path).with_name(".loss_curves.tmp.png")
-    figure.savefig(tmp, dpi=100)
+    # Rendered in memory, then written atomically through tf.io.gfile (any filesystem).
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
     plt.close(figure)
-    os.replace(tmp, path)
+    files.write_bytes(os.fspath(path), png.getvalue())
 
 
 def _pct(value):

@@ -302,6 +302,35 @@ def test_run_folder_is_found_again_for_the_same_settings(quick_run, tmp_path):
     assert main_job.find_run_dir(run_dir.parent, main_job.JobSettings.full()) is None
 
 
+def test_a_run_folder_on_an_object_store_is_refused_by_name(ram_dir):
+    # The steps reach the run folder with local file operations: a ram:// or gs:// folder
+    # must be an error, not a local folder named "ram:" (which the ram_dir fixture detects).
+    with pytest.raises(ValueError, match="--run_dir=ram://.*local disk"):
+        main_job.run_job(main_job.JobSettings.quick(), f"{ram_dir}/run", log=lambda _: None)
+    with pytest.raises(ValueError, match="--runs_root=ram://"):
+        main_job.new_run_dir(f"{ram_dir}/runs")
+
+
+def test_report_files_are_written_through_gfile(ram_dir):
+    """The plot and the corpus slices are written through tf.io.gfile, so any filesystem
+    takes them; read back with the PNG signature and gzip."""
+    import gzip
+
+    png = f"{ram_dir}/report/loss_curves.png"
+    main_job.plot_curves(png, {"loss": [(1, 3.0), (2, 2.5)]},
+                         {"pretrained": [(1, 0.7), (2, 0.6)]})
+    with tf.io.gfile.GFile(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    corpus = f"{ram_dir}/corpus/train.txt.gz"
+    documents = [["First sentence.", "Second one."], ["Another document.", "Its end."]]
+    main_job._write_documents(corpus, documents)
+    with tf.io.gfile.GFile(corpus, "rb") as f:
+        text = gzip.decompress(f.read()).decode("utf-8")
+    assert [block.splitlines() for block in text.split("\n\n") if block.strip()] == documents
+    assert sorted(tf.io.gfile.listdir(ram_dir)) == ["corpus", "report"]
+    assert tf.io.gfile.listdir(f"{ram_dir}/report") == ["loss_curves.png"]
+
+
 # === The embedded data ====================================================================
 
 
