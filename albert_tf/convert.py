@@ -482,6 +482,11 @@ def tokenization_info(handle):
         return None, None
     info = signature()
     vocab = info["vocab_file"].numpy().decode("utf-8")
+    # A TF1 module's asset tensor may still hold the path it was exported from: the copy in
+    # the module's own assets is the one that travels with it.
+    inside = _join(handle, "assets", files.basename(vocab))
+    if tf.io.gfile.exists(inside):
+        vocab = inside
     return vocab, bool(info["do_lower_case"].numpy())
 
 

@@ -314,9 +314,8 @@ def hf_tokenizer_config(do_lower_case, keep_accents=False, remove_space=True):
         "remove_space": bool(remove_space),
         "bos_token": "[CLS]", "eos_token": "[SEP]", "unk_token": "<unk>", "sep_token": "[SEP]",
         "pad_token": "<pad>", "cls_token": "[CLS]",
-        "mask_token": {"content": "[MASK]", "lstrip": True, "rstrip": False,
-                       "normalized": False, "single_word": False, "special": True,
-                       "__type": "AddedToken"},
+        # AlbertTokenizer makes a plain-string mask token lstrip=True itself.
+        "mask_token": "[MASK]",
         "model_max_length": 512,
     }
 

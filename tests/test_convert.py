@@ -312,3 +312,100 @@ def test_original_heads_get_their_hugging_face_architecture(tmp_path, head, fold
     names = set(load_file(str(tmp_path / "hf" / "model.safetensors")))
     # AlbertForQuestionAnswering has no pooler.
     assert ("albert.pooler.weight" in names) == (folder != "squad_v1")
+
+
+# === TF-Hub modules in the original's format, and transformers' tf_model.h5 ==============
+
+def write_tf1_hub_module(folder, checkpoint, spm_model_file, do_lower_case=True):
+    """A TF1 SavedModel laid out as the original's export_to_tfhub.py writes one: the
+    variables under their original names, the SentencePiece model as an asset, a
+    `tokenization_info` signature (vocab_file, do_lower_case) in the untagged graph, and a
+    `tfhub_module.pb` marker."""
+    v1 = tf.compat.v1
+    _, values = checkpoints.read_checkpoint(str(checkpoint))
+    graph = tf.Graph()
+    with graph.as_default():
+        for name, value in values.items():
+            if name != "global_step":
+                v1.get_variable(name, initializer=tf.constant(value))
+        vocab = v1.constant(str(spm_model_file))
+        v1.add_to_collection(v1.GraphKeys.ASSET_FILEPATHS, vocab)
+        lower = v1.constant(do_lower_case)
+        info = v1.saved_model.signature_def_utils.build_signature_def(
+            outputs={"vocab_file": v1.saved_model.utils.build_tensor_info(vocab),
+                     "do_lower_case": v1.saved_model.utils.build_tensor_info(lower)})
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            builder = v1.saved_model.Builder(str(folder))
+            builder.add_meta_graph_and_variables(
+                session, [], signature_def_map={"tokenization_info": info},
+                assets_collection=v1.get_collection(v1.GraphKeys.ASSET_FILEPATHS))
+            builder.save()
+    (pathlib.Path(folder) / "tfhub_module.pb").write_bytes(b"\x08\x03")
+    return folder
+
+
+def test_tf1_hub_module_converts_and_gives_its_tokenizer(tmp_path):
+    from conftest import ORIGINAL_TINY
+    module = write_tf1_hub_module(tmp_path / "module", ORIGINAL_TINY, SPM, do_lower_case=False)
+    assert convert.detect_format(str(module)) == "tfhub_module"
+    with pytest.raises(UserError, match="--albert_config_file"):
+        convert.read_weights(str(module))
+    weights = convert.read_weights(str(module), albert_config_file=str(
+        ORIGINAL_TINY / "albert_config.json"))
+    assert weights.head == "pretraining" and weights.do_lower_case is False
+    _, values = checkpoints.read_checkpoint(str(ORIGINAL_TINY))
+    for name, value in weights.values.items():
+        assert value.tobytes() == values[name].tobytes(), name
+    tokenizer = FullTokenizer.from_hub_module(str(module), use_spm=True)
+    assert tokenizer.do_lower_case is False
+    assert tokenizer.vocab_path == str(module / "assets" / "spm1k.model")
+
+
+def hf_tf_name(name):
+    """transformers' TF name of a PyTorch name (its `convert_tf_weight_name_to_pt_weight_name`
+    rule, inverted): list items as `_._<i>`, `/` separators, kernels transposed, LayerNorm
+    gamma/beta, position/token-type tables as `embeddings`."""
+    parts = name.split(".")
+    out = []
+    for part in parts:
+        if part.isdigit():
+            out[-1] = f"{out[-1]}_._{part}"
+        else:
+            out.append(part)
+    leaf, transpose = out[-1], False
+    if leaf == "weight":
+        owner = out[-2]
+        if owner == "LayerNorm" or owner.endswith("layer_norm"):
+            leaf = "gamma"
+        elif owner in ("position_embeddings", "token_type_embeddings"):
+            leaf = "embeddings"
+        elif owner != "word_embeddings":
+            leaf, transpose = "kernel", True
+    elif leaf == "bias" and (out[-2] == "LayerNorm" or out[-2].endswith("layer_norm")):
+        leaf = "beta"
+    out[-1] = leaf
+    return "/".join(out) + ":0", transpose
+
+
+def test_transformers_tf_model_h5_reads_as_its_safetensors(tmp_path):
+    import h5py
+    from safetensors.numpy import load_file
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text((HF / "pretraining_tiny" / "config.json").read_text())
+    tensors = load_file(str(HF / "pretraining_tiny" / "model.safetensors"))
+    # Keras 2 `save_weights` layout: one group per top-level layer, variables under the
+    # model's scope (tf_albert_for_pre_training/...).
+    with h5py.File(folder / "tf_model.h5", "w") as f:
+        for name, array in tensors.items():
+            tf_name, transpose = hf_tf_name(name)
+            layer = tf_name.split("/")[0]
+            f.create_dataset(f"{layer}/tf_albert_for_pre_training/{tf_name}",
+                             data=array.T if transpose else array)
+    from_h5 = convert.read_weights(str(folder))
+    from_safetensors = convert.read_weights(str(HF / "pretraining_tiny"))
+    assert from_h5.source.endswith("tf_model.h5") and from_h5.head == "pretraining"
+    assert sorted(from_h5.values) == sorted(from_safetensors.values)
+    for name, value in from_safetensors.values.items():
+        assert from_h5.values[name].tobytes() == value.tobytes(), name
