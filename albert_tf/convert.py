@@ -526,10 +526,12 @@ def _load_safetensors(path):
 
 
 def _float32(array, path, name):
+    """Weights as float32 (fp16 / fp64 files are converted exactly or rounded once); other
+    arrays (older files' int64 `position_ids` buffers) stay as they are and end up unused."""
     array = np.asarray(array)
     if array.dtype in (np.float16, np.float32, np.float64):
         return array.astype(np.float32, copy=False)
-    raise ConversionError(f"{path}: {name} has dtype {array.dtype}; expected floating point.")
+    return array
 
 
 def _load_pytorch_bin(path):
@@ -541,7 +543,9 @@ def _load_pytorch_bin(path):
                               "to model.safetensors.") from None
     state = torch.load(io.BytesIO(files.read_bytes(path)), map_location="cpu",
                        weights_only=True)
-    return {name: _float32(tensor.float().numpy(), path, name) for name, tensor in state.items()}
+    # bfloat16 has no NumPy type: floats go through float32 (exact for bf16 and fp16).
+    return {name: _float32(tensor.float().numpy() if tensor.is_floating_point()
+                           else tensor.numpy(), path, name) for name, tensor in state.items()}
 
 
 def _hf_tf_name(name):
