@@ -595,14 +595,19 @@ def _read_hf(folder, albert_config_file):
             values[original] = rule.to_original(tensors[stored])
             names[original] = stored
             used.add(stored)
-    # Tied copies: checked, not converted.
+    # Tied copies (the decoder is the word-embedding table, as in the original): they must
+    # equal what they copy, and are not converted twice.
     for tied, of in hub.HF_TIED.items():
         if tied in prefixed and of in prefixed:
+            if not np.array_equal(tensors[prefixed[tied]], tensors[prefixed[of]]):
+                raise ConversionError(
+                    f"{weights_file}: {prefixed[tied]} differs from {prefixed[of]}; ALBERT's "
+                    "masked-LM output layer is tied to them, so untied weights cannot be "
+                    "represented.")
             used.add(prefixed[tied])
     if config.embedding_size == config.hidden_size:
-        used.update(_check_identity_projection(
-            {n: tensors[prefixed[n]] for n in hub.hf_projection_names() if n in prefixed},
-            weights_file, [prefixed.get(n) for n in hub.hf_projection_names()]))
+        kernel, bias = (prefixed.get(n) for n in hub.hf_projection_names())
+        used.update(_check_identity_projection(tensors, kernel, bias, weights_file))
     architectures = data.get("architectures") or []
     head = hub.HF_HEADS.get(architectures[0]) if architectures else None
     if architectures and head is None:
@@ -636,19 +641,21 @@ def _hf_tokenizer_settings(folder):
             if key in data}
 
 
-def _check_identity_projection(arrays, path, stored_names):
+def _check_identity_projection(tensors, kernel, bias, path):
     """With embedding_size == hidden_size our encoder (as the original) has no projection:
-    a hub's one must be the identity with a zero bias. Returns the names it consumed."""
-    kernel, bias = (list(arrays.values()) + [None, None])[:2] if len(arrays) == 2 else (None,
-                                                                                          None)
-    if kernel is None:
+    a hub's one (`tensors[kernel]`, `tensors[bias]`; None when absent) must be the identity
+    with a zero bias. Returns the names it consumed."""
+    if kernel is None or kernel not in tensors:
         return set()
-    if not (np.array_equal(kernel, np.eye(kernel.shape[0], dtype=kernel.dtype))
-            and not np.any(bias)):
+    matrix = tensors[kernel]
+    offset = tensors[bias] if bias in tensors else np.zeros(1, np.float32)
+    if not (np.array_equal(matrix, np.eye(matrix.shape[0], dtype=matrix.dtype))
+            and not np.any(offset)):
         raise ConversionError(
-            f"{path}: {stored_names[0]} is not the identity, but embedding_size == hidden_size, "
-            "where ALBERT has no embedding projection; these weights cannot be represented.")
-    return {name for name in stored_names if name}
+            f"{path}: {kernel} is not the identity (with a zero {bias}), but embedding_size == "
+            "hidden_size, where ALBERT has no embedding projection; these weights cannot be "
+            "represented.")
+    return {name for name in (kernel, bias) if name in tensors}
 
 
 # --- keras-hub ----------------------------------------------------------------------------
@@ -670,19 +677,18 @@ def _read_keras_hub(folder, albert_config_file):
         f.visititems(visit)
     values, names, used = {}, {}, set()
     rows = hub.keras_hub_rows(config)
-    projection = {}
     for original, stored, rule in rows:
         if stored not in tensors:
             continue
         if "embedding_hidden_mapping_in" in original and \
                 config.embedding_size == config.hidden_size:
-            projection[stored] = tensors[stored]
-            continue
+            continue   # checked below
         values[original] = rule.to_original(tensors[stored])
         names[original] = stored
         used.add(stored)
-    if projection:
-        used.update(_check_identity_projection(projection, weights_file, list(projection)))
+    if config.embedding_size == config.hidden_size:
+        used.update(_check_identity_projection(tensors, "layers/dense/vars/0",
+                                               "layers/dense/vars/1", weights_file))
     spm_file = _join(folder, KERAS_HUB_SPM)
     return Weights(config=config, values=values, head="none", source=weights_file,
                    source_format="keras_hub", names=names,

@@ -409,3 +409,34 @@ def test_transformers_tf_model_h5_reads_as_its_safetensors(tmp_path):
     assert sorted(from_h5.values) == sorted(from_safetensors.values)
     for name, value in from_safetensors.values.items():
         assert from_h5.values[name].tobytes() == value.tobytes(), name
+
+
+def test_equal_widths_accept_only_an_identity_projection(tmp_path):
+    from safetensors.numpy import save_file
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    config = json.loads((HF / "classifier2" / "config.json").read_text())
+    config["embedding_size"] = config["hidden_size"]   # 32
+    (folder / "config.json").write_text(json.dumps(config))
+    tensors = load_hf(HF / "classifier2")
+    tensors = {name: (np.resize(array, (array.shape[0], 32)) if array.ndim == 2
+                      and array.shape[1] == 16 else np.resize(array, (32,))
+                      if name == "albert.embeddings.LayerNorm.weight"
+                      or name == "albert.embeddings.LayerNorm.bias" else array)
+               for name, array in tensors.items()}
+    tensors["albert.encoder.embedding_hidden_mapping_in.weight"] = np.eye(32, dtype=np.float32)
+    tensors["albert.encoder.embedding_hidden_mapping_in.bias"] = np.zeros(32, np.float32)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    weights = convert.read_weights(str(folder))
+    assert "bert/encoder/embedding_hidden_mapping_in/kernel" not in weights.values
+    assert not weights.unused
+    tensors["albert.encoder.embedding_hidden_mapping_in.bias"][0] = 1.0
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(hub_formats.ConversionError,
+                       match=r"embedding_hidden_mapping_in\.weight is not the identity"):
+        convert.read_weights(str(folder))
+
+
+def load_hf(folder):
+    from safetensors.numpy import load_file
+    return load_file(str(pathlib.Path(folder) / "model.safetensors"))
