@@ -11,6 +11,7 @@ import unicodedata
 
 import tensorflow as tf
 
+from albert_tf import files
 from albert_tf.tokenization import (
     MissingTokenError,
     _split_digit_comma,
@@ -403,8 +404,9 @@ class InGraphTokenizer(tf.Module):
     def save(self, export_dir):
         """Writes a self-contained SavedModel (the SentencePiece model is inside it).
 
-        The reloaded object (`tf.saved_model.load(export_dir)`) is called like this module
-        on [batch] string tensors, `loaded(text_a)` or `loaded(text_a, text_b)`, and has
+        `export_dir` may be on any `tf.io.gfile` filesystem; an existing folder there is
+        replaced. The reloaded object (`tf.saved_model.load(export_dir)`) is called like this
+        module on [batch] string tensors, `loaded(text_a)` or `loaded(text_a, text_b)`, and has
         `encode`, `encode_pair` and the signatures "serving_default" (`text_a`) and "pair"
         (`text_a`, `text_b`).
         """
@@ -416,6 +418,9 @@ class InGraphTokenizer(tf.Module):
                                       autograph=False)
         export.__call__.get_concrete_function(spec)
         export.__call__.get_concrete_function(spec, spec)
-        tf.saved_model.save(export, os.fspath(export_dir),
-                            signatures={"serving_default": self.encode,
-                                        "pair": self.encode_pair})
+        # Written beside `export_dir`, then moved into place (any filesystem, see
+        # `files.replace_dir`): a reader never sees half a SavedModel.
+        with files.replace_dir(os.fspath(export_dir)) as tmp:
+            tf.saved_model.save(export, tmp,
+                                signatures={"serving_default": self.encode,
+                                            "pair": self.encode_pair})

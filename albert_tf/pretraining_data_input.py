@@ -25,6 +25,7 @@ import os
 import tensorflow as tf
 
 from albert_tf.errors import UserError
+from albert_tf.files import FileError, expand_globs
 
 # The original's reader: name -> (dtype, "seq" | "pred" | 1).
 PRETRAINING_FEATURES = {
@@ -57,25 +58,20 @@ def resolve_input_files(input_file):
     """The files matched by comma-separated glob patterns, as the original's `--input_file`.
 
     Uses `tf.io.gfile`, so `gs://` patterns work as in the original. Each pattern's matches
-    are sorted; patterns keep their order.
+    are sorted; patterns keep their order; a file matched twice is read once. Names that
+    start with `_` or `.` matched by a wildcard are skipped (`albert_tf.files.expand_globs`): so
+    `train.tfrecord*` selects the TFRecords of create_pretraining_data, not its
+    `_train.tfrecord.summary.json` or work folder. Any filesystem (`gs://`, `ram://`).
 
     Raises:
       InputDataError: no pattern given, or a pattern that matches no file (named).
     """
-    patterns = input_file.split(",") if isinstance(input_file, str) else list(input_file)
-    patterns = [p.strip() for p in patterns if p and p.strip()]
-    if not patterns:
-        raise InputDataError(f"No input file given (input_file={input_file!r}).")
-    files = []
-    for pattern in patterns:
-        matches = sorted(tf.io.gfile.glob(os.path.expanduser(pattern)))
-        if not matches:
-            raise InputDataError(
-                f"--input_file pattern {pattern!r} matches no file (working directory "
-                f"{os.getcwd()!r}). Check the path, and quote globs so the shell does not "
-                "expand them.")
-        files.extend(matches)
-    return files
+    try:
+        return expand_globs(input_file, what="pretraining input file")
+    except FileError as error:
+        raise InputDataError(
+            f"{error} Check the path (working directory {os.getcwd()!r}), and quote globs so "
+            "the shell does not expand them.") from None
 
 
 def _first_record(path):
