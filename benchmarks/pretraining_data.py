@@ -287,8 +287,8 @@ def run_ours(corpus, output_dir, dupe_factor, num_workers):
     command += [f"--{k}={v}" for k, v in FLAGS.items() if k != "do_lower_case"]
     command.append("--do_lower_case")
     seconds, cpu, tree, rss, _ = measure(command)
-    summary = json.loads(pathlib.Path(f"{output_dir}/ours.tfrecord.summary.json").read_text())
-    os.remove(f"{output_dir}/ours.tfrecord.summary.json")  # so that the next run redoes it
+    summary = json.loads(pathlib.Path(f"{output_dir}/_ours.tfrecord.summary.json").read_text())
+    os.remove(f"{output_dir}/_ours.tfrecord.summary.json")  # so that the next run redoes it
     return {"wall": seconds, "cpu": cpu, "job": summary["seconds"], "tree": tree, "rss": rss,
             "instances": summary["instances"]}
 
