@@ -133,10 +133,19 @@ def resolve_checkpoint(path):
                             f"{path!r}.index next to it (e.g. albert_base/model.ckpt-best).")
 
 
+def checkpoint_reader(prefix):
+    """A reader of the checkpoint at `prefix` (any filesystem).
+
+    `tf.train.load_checkpoint` would first ask whether `prefix` is a folder, which on
+    ram:// holds for any prefix of a file name; the prefix is used here as it is.
+    """
+    return tf.compat.v1.train.NewCheckpointReader(os.fspath(prefix))
+
+
 def read_checkpoint(path):
     """Returns (prefix, {name: np.ndarray}) for every tensor of a name-based checkpoint."""
     prefix = resolve_checkpoint(path)
-    reader = tf.train.load_checkpoint(prefix)
+    reader = checkpoint_reader(prefix)
     names = reader.get_variable_to_shape_map()
     return prefix, {name: reader.get_tensor(name) for name in names}
 
@@ -162,7 +171,7 @@ def load_original_checkpoint(model, path, strict=False, init_from_group0=False):
     mismatch (naming the variable and both shapes), and with `strict` on missing variables.
     """
     prefix = resolve_checkpoint(path)
-    reader = tf.train.load_checkpoint(prefix)
+    reader = checkpoint_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
 
     skipped = sorted(name for name in shapes if _is_training_state(name))
@@ -282,7 +291,8 @@ def _write_checkpoint_state(directory, prefix):
 
 def checkpoint_variable_shapes(path):
     """{name: shape list} of a checkpoint, as `tf.train.list_variables` reports it."""
-    return {name: list(shape) for name, shape in tf.train.list_variables(resolve_checkpoint(path))}
+    reader = checkpoint_reader(resolve_checkpoint(path))
+    return {name: list(shape) for name, shape in reader.get_variable_to_shape_map().items()}
 
 
 def assert_same_values(model, path, atol=0.0):
