@@ -65,6 +65,18 @@ def _data_flags(input_file, output_file, spm_model_file, **overrides):
     return values
 
 
+def test_open_binary_reads_lines_and_recognises_gzip_by_content_on_ram(ram_dir):
+    packed = gzip.compress(b"one\ntwo\r\nthree")
+    files.write_bytes(f"{ram_dir}/corpus.log", packed)  # gzip whatever the name says
+    with files.open_binary(f"{ram_dir}/corpus.log", gunzip=True) as reader:
+        assert list(reader) == [b"one\n", b"two\r\n", b"three"] and reader.gzipped
+    with files.open_binary(f"{ram_dir}/corpus.log") as reader:
+        assert b"".join(reader) == packed and reader.position == len(packed)
+    with pytest.raises(files.FileError, match=r"input file ram://.*/gone.txt does not exist"):
+        with files.open_binary(f"{ram_dir}/gone.txt", "input file"):
+            pass
+
+
 # ------------------------------------------------------------------------------------------
 # create_pretraining_data
 # ------------------------------------------------------------------------------------------
