@@ -84,11 +84,12 @@ def examples_per_second(run, batch_size, steps):
     return batch_size * steps / (time.perf_counter() - start)
 
 
-def compare(runs, batch_size, steps, rounds=1):
-    """({name: median examples/s}, [ratio ours / theirs per round]) of {name: run(n)}.
+def compare(runs, batch_size, steps, rounds=1, ratio=(OURS, THEIRS)):
+    """({name: median examples/s}, [ratio per round]) of {name: run(n)}.
 
     Each run is first called for 2 steps (tracing, compilation, warm-up); then `rounds`
-    measurements of `steps` steps alternate between the runs.
+    measurements of `steps` steps alternate between the runs. `ratio` names the two runs
+    whose speed ratio (first / second) is returned, ours / theirs by default.
     """
     for run in runs.values():
         run(2)
@@ -96,7 +97,7 @@ def compare(runs, batch_size, steps, rounds=1):
     for _ in range(rounds):
         for name, run in runs.items():
             rates[name].append(examples_per_second(run, batch_size, steps))
-    ratios = [a / b for a, b in zip(rates[OURS], rates[THEIRS])]
+    ratios = [a / b for a, b in zip(rates[ratio[0]], rates[ratio[1]])]
     return {name: float(np.median(values)) for name, values in rates.items()}, ratios
 
 

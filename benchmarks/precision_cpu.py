@@ -1,0 +1,224 @@
+"""Pretraining train-step throughput in float32, bf16 and fp16, with and without XLA.
+
+The step is the one run_pretraining.py runs: the model and optimizer of
+`albert_tf.pretraining.build_pretraining_model` (LAMB; for fp16 wrapped in Keras' dynamic
+`LossScaleOptimizer`) under the `--mixed_precision` policy, `pretraining_loss`, and
+`albert_tf.training.Trainer` on one device. Each precision runs `--steps` steps per
+`tf.function` call after a warm-up call; `--rounds` measurements alternate between the
+precisions (a busy machine slows all alike), and the script prints the median examples/s,
+MFU and the speed ratio of each precision to float32 (per round for bf16).
+
+Whether 16 bits pay off on a CPU depends on its instructions: AVX512_BF16 or AMX-BF16 run bf16
+matmuls natively (check `lscpu | grep -i -E "avx512_bf16|amx"`); without them TensorFlow
+converts to float32 around each op and bf16 is slower. On GPUs and TPUs bf16 / fp16 use
+the tensor cores (see benchmarks/gpu_check.sh).
+
+`ours_run` and `theirs_run` (tf-models-official's ALBERT pretrainer and its LAMB under the
+same precision; `--with_tfm` times it too) are shared with benchmarks/gpu_check.py.
+
+    .venv/bin/python benchmarks/precision_cpu.py --config=cpu_small --batch_size=8 \
+        --seq_length=128 --max_predictions_per_seq=20 --steps=5 --rounds=3
+"""
+import contextlib
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import bench_common  # noqa: E402
+from albert_tf import training  # noqa: E402
+from albert_tf.optimization import ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY  # noqa: E402
+from albert_tf.pretraining import (PretrainingSettings, build_pretraining_model,  # noqa: E402
+                                   pretraining_batch_stats, pretraining_flops_per_example,
+                                   pretraining_loss)
+
+PRECISIONS = ("none", "bf16", "fp16")
+LABELS = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}
+TFM_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def make_batch(config, batch_size, seq_length, predictions):
+    """A pretraining batch in the original feature names: padded rows, unused predictions."""
+    rng = np.random.default_rng(0)
+    B, T, P = batch_size, seq_length, predictions
+    mask = np.ones((B, T), np.int32)
+    mask[B // 2:, T * 3 // 4:] = 0
+    positions = np.sort(rng.choice(np.arange(1, T * 3 // 4), size=(B, P)), axis=1)
+    weights = np.ones((B, P), np.float32)
+    weights[:, P * 3 // 4:] = 0.0
+    return {
+        "input_ids": tf.constant(rng.integers(5, config.vocab_size, (B, T)), tf.int32),
+        "input_mask": tf.constant(mask),
+        "segment_ids": tf.constant((np.arange(T) >= T // 2).astype(np.int32)[None].repeat(B, 0)),
+        "masked_lm_positions": tf.constant(positions.astype(np.int32)),
+        "masked_lm_ids": tf.constant(rng.integers(5, config.vocab_size, (B, P)), tf.int32),
+        "masked_lm_weights": tf.constant(weights),
+        "next_sentence_labels": tf.constant(rng.integers(0, 2, (B, 1)), tf.int32),
+    }
+
+
+@contextlib.contextmanager
+def keras_policy(precision):
+    """The Keras global policy of `--mixed_precision=precision` while inside."""
+    previous = keras.mixed_precision.global_policy()
+    training.set_mixed_precision(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def default_device():
+    return "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+
+
+def ours_run(config, batch, precision, jit):
+    """run(n): n pretraining steps of albert_tf as run_pretraining.py builds them."""
+    settings = PretrainingSettings(input_file="unused", output_dir="unused",
+                                   learning_rate=1e-4, num_train_steps=100000,
+                                   num_warmup_steps=0, mixed_precision=precision)
+    strategy = tf.distribute.OneDeviceStrategy(default_device())
+    with keras_policy(precision):
+        model, optimizer = build_pretraining_model(config, settings, strategy)
+    trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
+                               pretraining_batch_stats, jit_compile=jit)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+
+    def run(n):
+        with keras_policy(precision):
+            return trainer.train(iterator, n)["loss"]
+
+    return run
+
+
+def theirs_run(config, batch, precision, jit):
+    """run(n): n steps of tf-models-official's ALBERT pretrainer under the same precision.
+
+    `networks.AlbertEncoder` + `models.BertPretrainerV2` (its masked-LM head) + a 2-way
+    sentence-order layer on the pooled output, losses in float32 as the original, global-norm
+    clipping at 1.0 and its LAMB (weight decay 0.01, the original exclusions); fp16 scales the
+    loss with tf_keras' dynamic `LossScaleOptimizer`. With XLA the whole step is compiled.
+    """
+    import tf_keras
+    from official.modeling import tf_utils
+    from official.modeling.optimization import lamb
+    from official.nlp.modeling import models
+
+    previous = tf_keras.mixed_precision.global_policy()
+    tf_keras.mixed_precision.set_global_policy(TFM_POLICIES[precision])
+    try:
+        with tf.device(default_device()):
+            initializer = bench_common.tfm_initializer(config)
+            encoder = bench_common.tfm_encoder(config)
+            pretrainer = models.BertPretrainerV2(
+                encoder, mlm_activation=tf_utils.get_activation(config.hidden_act),
+                mlm_initializer=initializer)
+            sentence_order = tf_keras.layers.Dense(2, kernel_initializer=initializer,
+                                                   name="seq_relationship")
+            sentence_order.build((None, config.hidden_size))
+            optimizer = lamb.LAMB(
+                learning_rate=1e-4, weight_decay_rate=0.01, epsilon=1e-6,
+                exclude_from_weight_decay=list(ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY))
+            if precision == "fp16":
+                optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
+            inputs = {**bench_common.tfm_inputs(batch),
+                      "masked_lm_positions": batch["masked_lm_positions"]}
+            pretrainer(inputs)
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous)
+    variables = pretrainer.trainable_variables + sentence_order.trainable_variables
+
+    def step(features):
+        with tf.GradientTape() as tape:
+            outputs = pretrainer(features, training=True)
+            log_probs = tf.nn.log_softmax(tf.cast(outputs["mlm_logits"], tf.float32), -1)
+            ids, weights = batch["masked_lm_ids"], batch["masked_lm_weights"]
+            nll = -tf.reduce_sum(tf.one_hot(ids, config.vocab_size) * log_probs, -1)
+            mlm = tf.reduce_sum(weights * nll) / (tf.reduce_sum(weights) + 1e-5)
+            sop_logits = tf.cast(sentence_order(outputs["pooled_output"]), tf.float32)
+            labels = tf.reshape(batch["next_sentence_labels"], [-1])
+            sop = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=sop_logits))
+            loss = mlm + sop
+            scaled = optimizer.get_scaled_loss(loss) if precision == "fp16" else loss
+        grads = tape.gradient(scaled, variables)
+        if precision == "fp16":
+            grads = optimizer.get_unscaled_gradients(grads)
+        grads, _ = tf.clip_by_global_norm(grads, 1.0)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    with tf.device(default_device()):
+        return bench_common.repeated(step, inputs, jit)
+
+
+def peak_flops(precision, peak_tflops=None):
+    """(peak FLOP/s of the default device for this precision, description) or (None, why)."""
+    strategy = tf.distribute.OneDeviceStrategy(default_device())
+    return training.peak_flops_per_second(strategy, precision, peak_tflops)
+
+
+def mfu_text(examples_per_second, flops_per_example, peak):
+    return f"{100 * examples_per_second * flops_per_example / peak:.1f}%" if peak else "n/a"
+
+
+def define_flags():
+    flags.DEFINE_string("config", "cpu_small",
+                        "A preset (base, large, xlarge, xxlarge), a JSON file, or cpu_small "
+                        "(H 256, 4 layers, V 30000: a size a CPU measures in minutes).")
+    flags.DEFINE_integer("batch_size", 8, "Examples per step.")
+    flags.DEFINE_integer("seq_length", 128, "Tokens per example.")
+    flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per example.")
+    flags.DEFINE_integer("steps", 5, "Timed steps per measurement (after a warm-up call).")
+    flags.DEFINE_integer("rounds", 3, "Alternating measurements per precision.")
+    flags.DEFINE_list("precisions", list(PRECISIONS), "--mixed_precision values to time.")
+    flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
+    flags.DEFINE_bool("with_tfm", False, "Also time tf-models-official's pretrainer.")
+    flags.DEFINE_float("peak_tflops", None, "Peak TFLOP/s of the device for MFU (default: "
+                       "albert_tf's table or the CPU estimate).")
+
+
+def main(_):
+    FLAGS = flags.FLAGS
+    config = bench_common.load_config(FLAGS.config)
+    # Dropout off: every precision computes the same function.
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    B, T, P = FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq
+    batch = make_batch(config, B, T, P)
+    flops = pretraining_flops_per_example(config, T, P)
+    precisions = [p.strip() for p in FLAGS.precisions]
+    unknown = sorted(set(precisions) - set(PRECISIONS))
+    if unknown or "none" not in precisions:
+        raise app.UsageError(f"--precisions must include none (float32, the baseline) and "
+                             f"only {PRECISIONS}; got {FLAGS.precisions}.")
+    print(f"{bench_common.describe(FLAGS.config, config)} batch={B} seq={T} predictions={P} "
+          f"steps={FLAGS.steps} rounds={FLAGS.rounds} devices={bench_common.devices()}")
+    print(f"{flops / 1e9:.2f} GFLOPs per example (train)")
+    for jit in [j.strip().lower() == "true" for j in FLAGS.jit]:
+        runs = {}
+        for precision in precisions:
+            runs[precision] = ours_run(config, batch, precision, jit)
+            if FLAGS.with_tfm:
+                runs["tfm " + precision] = theirs_run(config, batch, precision, jit)
+        second = "bf16" if "bf16" in precisions else precisions[-1]
+        medians, ratios = bench_common.compare(runs, B, FLAGS.steps, FLAGS.rounds,
+                                               ratio=(second, "none"))
+        for name, rate in medians.items():
+            precision = name.split()[-1]
+            peak, _ = peak_flops(precision, FLAGS.peak_tflops)
+            side = bench_common.THEIRS if name.startswith("tfm") else bench_common.OURS
+            versus = medians[name.replace(precision, "none")]
+            rounds = (f" (per round: {', '.join(f'{r:.2f}' for r in ratios)})"
+                      if precision == second and not name.startswith("tfm") else "")
+            print(f"train step jit={str(jit):5s} {side:18s} {LABELS[precision]} "
+                  f"{rate:8.2f} ex/s   /fp32 {rate / versus:.2f}x{rounds}   "
+                  f"MFU {mfu_text(rate, flops, peak)}", flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
