@@ -312,8 +312,12 @@ def resolve_input_files(input_file):
     Raises:
       files.FileError: a pattern matches no file, or no pattern is given (naming it).
     """
-    found = [path for path in files.expand_globs(input_file, what="input file")
-             if not tf.io.gfile.isdir(path)]
+    try:
+        found = files.expand_globs(input_file, what="input file")
+    except files.FileError as error:
+        raise files.FileError(f"{error} Check the path (working directory {os.getcwd()!r}); "
+                              "quote globs so the shell does not expand them.") from None
+    found = [path for path in found if not tf.io.gfile.isdir(path)]
     if not found:
         raise files.FileError(f"The input patterns {input_file!r} match only folders; give "
                               "the text files (e.g. 'corpus/*.txt').")
