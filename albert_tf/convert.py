@@ -760,6 +760,13 @@ def _write_hf(weights, folder):
     if weights.head not in hub.HF_ARCHITECTURES:
         head_names = [n for n in weights.values if not n.startswith("bert/")]
         raise _hub_name_error(weights, "Hugging Face", head_names[0])
+    if config.inner_group_num > config.num_hidden_layers // config.num_hidden_groups:
+        # transformers gives each group a head-mask slice of L / G entries and indexes it by
+        # inner layer: its forward pass fails with an IndexError for such a layout.
+        tf.get_logger().warning(
+            "inner_group_num (%d) > num_hidden_layers / num_hidden_groups (%d / %d): the "
+            "weights are written, but transformers' AlbertModel cannot run this layout.",
+            config.inner_group_num, config.num_hidden_layers, config.num_hidden_groups)
     rows = {original: (hf_name, rule) for original, hf_name, rule in hub.hf_rows(config)}
     tensors = {}
     for original, array in weights.values.items():
