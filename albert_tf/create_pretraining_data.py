@@ -306,18 +306,27 @@ def create_pretraining_data(
 def resolve_input_files(input_file):
     """Files matched by comma-separated glob patterns (or a list), in pattern order, sorted.
 
-    Any `tf.io.gfile` filesystem. Folders are left out, and so are names starting with `_`
-    or `.` that a wildcard matched (side and temporary files, see `files.expand_globs`).
+    Any `tf.io.gfile` filesystem. A pattern that names a file is that file (even if it holds
+    "[" or "*"). Folders are left out, and so are names starting with `_` or `.` that a
+    wildcard matched (side and temporary files, see `files.expand_globs`). A file matched
+    twice is read once.
 
     Raises:
       files.FileError: a pattern matches no file, or no pattern is given (naming it).
     """
+    patterns = input_file.split(",") if isinstance(input_file, str) else list(input_file)
+    patterns = [p.strip() for p in patterns if p.strip()]
+    if not patterns:
+        raise files.FileError(f"No input file given (input_file={input_file!r}).")
+    found = []
     try:
-        found = files.expand_globs(input_file, what="input file")
+        for pattern in patterns:
+            literal = files.exists(pattern) and not tf.io.gfile.isdir(pattern)
+            found += [pattern] if literal else files.expand_globs(pattern, what="input file")
     except files.FileError as error:
         raise files.FileError(f"{error} Check the path (working directory {os.getcwd()!r}); "
                               "quote globs so the shell does not expand them.") from None
-    found = [path for path in found if not tf.io.gfile.isdir(path)]
+    found = [path for path in dict.fromkeys(found) if not tf.io.gfile.isdir(path)]
     if not found:
         raise files.FileError(f"The input patterns {input_file!r} match only folders; give "
                               "the text files (e.g. 'corpus/*.txt').")

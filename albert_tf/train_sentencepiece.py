@@ -135,7 +135,12 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=30000, do_lower_ca
 
     if isinstance(input_files, (str, os.PathLike)):
         input_files = [input_files]
-    input_files = files.expand_globs([os.fspath(p) for p in input_files], what="corpus file")
+    # A path that names a file is taken as it is (it may hold "[" or "*"); others are globs.
+    input_files = [found for path in map(os.fspath, input_files)
+                   for found in ([path] if files.exists(path) else
+                                 files.expand_globs(path, what="corpus file"))]
+    if not input_files:
+        raise SentencePieceTrainingError("No corpus file given.")
     minimum = len(CONTROL_SYMBOLS) + len(USER_DEFINED_SYMBOLS) + 3
     if vocab_size < minimum:
         raise SentencePieceTrainingError(

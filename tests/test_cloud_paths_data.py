@@ -220,6 +220,18 @@ def test_train_sentencepiece_on_ram_writes_the_model_of_a_local_run(ram_dir, tmp
     assert ours.tokenize(text) == local.tokenize(text) and len(ours.vocab) == 60
 
 
+def test_a_path_naming_a_file_is_that_file_even_with_glob_characters(tmp_path):
+    # Users' folders may hold "[": a pattern that names a file is not taken as a glob.
+    from test_train_sentencepiece import write_corpus
+    folder = tmp_path / "run[1]"
+    folder.mkdir()
+    corpus = write_corpus(folder / "corpus[a].txt")
+    assert cpd.resolve_input_files(f"{corpus},{corpus}") == [corpus]
+    model = spm_training.train_sentencepiece(corpus, folder / "m", vocab_size=60,
+                                             extra_options={"minloglevel": 2})
+    assert len(tokenization.FullTokenizer(None, True, model).vocab) == 60
+
+
 def test_full_tokenizer_reads_sentencepiece_and_wordpiece_files_on_ram(ram_dir, tmp_path):
     model = stage_to_ram(SPM_MODEL, f"{ram_dir}/spm1k.model")
     text = "The quick brown fox, 1,000 times."
