@@ -263,6 +263,59 @@ def test_fine_tuning_through_the_exported_module_equals_fine_tuning_from_its_che
     assert results["module"] == results["checkpoint"]
 
 
+def race_article(rng, level, number):
+    animals = "cat dog fox owl bee cow pig hen".split()
+    animal = rng.choice(animals)
+    options = rng.sample([a for a in animals if a != animal], 3)
+    answer = rng.randrange(4)
+    options.insert(answer, animal)
+    return {"article": f"The {animal} is on the farm.", "questions": ["Who is on the farm?"],
+            "options": [options], "answers": ["ABCD"[answer]], "id": f"{level}{number}.txt"}
+
+
+@pytest.mark.slow
+def test_run_race_through_the_exported_module_equals_run_race_from_its_checkpoint(
+        exported, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    import run_race
+    from albert_tf import cli
+    run_race.define_race_flags()
+    cli.define_debug_flag()
+    rng = random.Random(0)
+    for split, count in (("train", 4), ("dev", 3), ("test", 2)):
+        for level in ("middle", "high"):
+            folder = tmp_path / "race" / "RACE" / split / level
+            folder.mkdir(parents=True)
+            for i in range(count):   # the official layout: one JSON article per file
+                (folder / f"{i + 1}.txt").write_text(json.dumps(race_article(rng, level, i)))
+    common = dict(
+        task_name="race", data_dir=str(tmp_path / "race"), vocab_file=None, do_lower_case=True,
+        max_seq_length=24, train_batch_size=4, eval_batch_size=4, predict_batch_size=4,
+        learning_rate=1e-3, save_checkpoints_steps=2, iterations_per_loop=1000,
+        distribution_strategy="one_device", num_gpus=0, num_cpu_devices=1,
+        mixed_precision="none", jit_compile=False, use_tpu=False,
+        gradient_accumulation_steps=1, bias_correction=False, log_steps=2, seed=3,
+        peak_tflops=1.0, eval_wait_seconds=0.0, debug=True, do_train=True,
+        do_eval=True, do_predict=False, train_step=2, warmup_step=1, max_qa_length=8,
+        num_keep_checkpoint=2, dropout_prob=0.0, high_only=False, middle_only=False,
+        skip_bad_examples=False, eval_file=None)
+    runs = {
+        "checkpoint": dict(init_checkpoint=str(exported / "original"),
+                           albert_config_file=str(exported / "original" / "albert_config.json"),
+                           spm_model_file=str(SPM), albert_hub_module_handle=None),
+        "module": dict(init_checkpoint=None, albert_config_file=None, spm_model_file=None,
+                       albert_hub_module_handle=str(exported / "saved_model")),
+    }
+    results = {}
+    for name, values in runs.items():
+        output = tmp_path / name
+        run_entry_point(run_race.main, ["run_race.py"], output_dir=str(output),
+                        cached_dir=str(tmp_path / f"cache_{name}"), **common, **values)
+        results[name] = (output / "eval_results.txt").read_text()
+    assert "eval_accuracy" in results["module"]
+    assert results["module"] == results["checkpoint"]
+
+
 # === The libraries themselves, when installed ============================================
 
 @pytest.mark.slow
