@@ -39,7 +39,8 @@ from albert_tf.modeling import AlbertModel
 class PretrainingSettings:
     """What run_pretraining.py's flags say; defaults are the original flags' defaults.
 
-    New relative to the original: `mixed_precision` ("none", "bf16", "fp16"), `jit_compile`,
+    New relative to the original: `mixed_precision` ("none", "bf16", "fp16"), `jit_compile`
+    and `jit_scope` ("gradients" or "step", see `training.Trainer`),
     `gradient_accumulation_steps` (each update's global batch `train_batch_size` is split
     into this many micro-batches per replica), `bias_correction`, `log_steps`,
     `export_original_every`, `seed` (weights and input order; None: random, as the
@@ -72,6 +73,7 @@ class PretrainingSettings:
     use_one_hot_embeddings: bool = False
     mixed_precision: str = "none"
     jit_compile: bool = False
+    jit_scope: str = None
     gradient_accumulation_steps: int = 1
     bias_correction: bool = False
     log_steps: int = 100
@@ -317,7 +319,8 @@ def run_pretraining(config, settings, strategy=None):
             model=model, optimizer=optimizer)
         trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
                                    pretraining_batch_stats, jit_compile=s.jit_compile,
-                                   gradient_accumulation_steps=s.gradient_accumulation_steps)
+                                   gradient_accumulation_steps=s.gradient_accumulation_steps,
+                                   jit_scope=s.jit_scope)
         step = _train(trainer, state, input_files, s, strategy, is_chief) if s.do_train else None
         if not s.do_eval:
             return {"global_step": step}

@@ -63,7 +63,7 @@ def batch(tmp_path_factory):
     return next(iter(records.batch(8, drop_remainder=True)))
 
 
-def pretraining_trainer(accumulation=1, jit_compile=False, strategy=None):
+def pretraining_trainer(accumulation=1, jit_compile=False, strategy=None, jit_scope=None):
     keras.utils.set_random_seed(3)
     strategy = strategy or tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
@@ -73,7 +73,7 @@ def pretraining_trainer(accumulation=1, jit_compile=False, strategy=None):
         optimizer.build(model.trainable_variables)
     return training.Trainer(strategy, model, optimizer, pretraining_loss,
                             pretraining_batch_stats, jit_compile=jit_compile,
-                            gradient_accumulation_steps=accumulation)
+                            gradient_accumulation_steps=accumulation, jit_scope=jit_scope)
 
 
 def test_clipping_is_active_on_this_batch(batch):
@@ -97,9 +97,11 @@ def test_pretraining_step_with_gradient_accumulation_compiles_whole(batch):
 
 
 def test_trainer_loop_with_jit_compile_matches_the_plain_loop(batch):
-    """The production path: `Trainer(jit_compile=True)` runs the XLA-compiled whole step
-    inside its many-steps loop, and gives the plain loop's losses and weights."""
-    compiled, plain = pretraining_trainer(jit_compile=True), pretraining_trainer()
+    """The production path of `--jit_compile --jit_scope=step`: the Trainer runs the
+    XLA-compiled whole step inside its many-steps loop, and gives the plain loop's losses
+    and weights."""
+    compiled = pretraining_trainer(jit_compile=True, jit_scope="step")
+    plain = pretraining_trainer()
     assert compiled.jit_scope == "step" and plain.jit_scope is None
     data = tf.data.Dataset.from_tensors(batch).repeat()
     got = compiled.train_steps(iter(data), 3)
@@ -115,7 +117,7 @@ def test_several_replicas_compile_the_gradients_only():
     strategy = tf.distribute.MirroredStrategy(
         [d.name for d in tf.config.list_logical_devices("CPU")][:2])
     assert strategy.num_replicas_in_sync == 2
-    trainer = pretraining_trainer(jit_compile=True, strategy=strategy)
+    trainer = pretraining_trainer(jit_compile=True, strategy=strategy, jit_scope="step")
     assert trainer.jit_scope == "gradients"
     with pytest.raises(training.SettingsError, match="one replica"):
         training.xla_train_step(trainer)
