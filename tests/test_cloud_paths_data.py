@@ -274,24 +274,24 @@ def test_in_graph_tokenizer_saves_its_saved_model_to_ram(ram_dir):
 # ------------------------------------------------------------------------------------------
 
 
-def _bad_inputs(folder):
-    """(name, command, text the error names) for each bad input."""
+def _write_bad_inputs(folder):
     (folder / "bad.txt").write_bytes(b"good line one.\ngood line two.\nbad \xff\xfe line.\n")
     (folder / "empty.txt").write_bytes(b"\n   \n\n")
     (folder / "ok.txt").write_text("A sentence here.\nAnother one.\n\nA new document.\n")
+
+
+def _bad_inputs(folder):
+    """(name, command, text the error names) for each bad input run as a user runs it."""
+    _write_bad_inputs(folder)
     data = [sys.executable, "-m", "albert_tf.create_pretraining_data",
             f"--output_file={folder}/out/train.tfrecord", "--max_seq_length=32",
             "--dupe_factor=1", "--num_workers=1"]
-    spm = f"--spm_model_file={SPM_MODEL}"
     training = [sys.executable, "-m", "albert_tf.train_sentencepiece", "--vocab_size=60",
                 f"--model_prefix={folder}/spm/m"]
     return [
-        ("data_invalid_utf8", data + [f"--input_file={folder}/bad.txt", spm],
+        ("data_invalid_utf8", data + [f"--input_file={folder}/bad.txt",
+                                      f"--spm_model_file={SPM_MODEL}"],
          f"{folder}/bad.txt, line 3: not valid UTF-8"),
-        ("data_glob_matches_nothing", data + [f"--input_file={folder}/none/*.txt", spm],
-         f"{folder}/none/*.txt"),
-        ("data_empty_input", data + [f"--input_file={folder}/empty.txt", spm],
-         f"{folder}/empty.txt"),
         ("data_missing_spm_model", data + [f"--input_file={folder}/ok.txt",
                                            f"--spm_model_file={folder}/missing.model"],
          f"{folder}/missing.model"),
@@ -318,12 +318,30 @@ def bad_input_runs(tmp_path_factory):
     return results
 
 
-@pytest.mark.parametrize("case", ["data_invalid_utf8", "data_glob_matches_nothing",
-                                  "data_empty_input", "data_missing_spm_model",
-                                  "spm_glob_matches_nothing", "spm_empty_input"])
-def test_bad_input_is_one_error_line_naming_it_with_exit_status_1(bad_input_runs, case):
-    returncode, output, named = bad_input_runs[case]
+def _assert_one_error_line(returncode, output, named):
     errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
     assert returncode == 1, output[-3000:]
     assert len(errors) == 1 and named in errors[0], output[-3000:]
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("case", ["data_invalid_utf8", "data_missing_spm_model",
+                                  "spm_glob_matches_nothing", "spm_empty_input"])
+def test_bad_input_is_one_error_line_naming_it_with_exit_status_1(bad_input_runs, case):
+    _assert_one_error_line(*bad_input_runs[case])
+
+
+@pytest.mark.parametrize("input_name, named", [("none/*.txt", "none/*.txt"),
+                                               ("empty.txt", "empty.txt")])
+def test_bad_input_in_process_is_one_error_line_with_exit_status_1(tmp_path, capsys,
+                                                                   input_name, named):
+    # The same frame as above, in this process (no TensorFlow import to wait for).
+    _write_bad_inputs(tmp_path)
+    cpd._define_flags()
+    with pytest.raises(SystemExit) as exit_info:
+        run_entry_point(cpd.main, ["create_pretraining_data"], **_data_flags(
+            f"{tmp_path}/{input_name}", f"{tmp_path}/out/train.tfrecord", SPM_MODEL,
+            max_seq_length=32, dupe_factor=1, num_workers=1, num_output_shards=0))
+    captured = capsys.readouterr()
+    _assert_one_error_line(exit_info.value.code, captured.out + captured.err,
+                           f"{tmp_path}/{named}")
