@@ -92,9 +92,18 @@ def measure(name, precision, jit, steps, rounds):
                FLAGS.max_predictions_per_seq or P)
     batch = precision_cpu.make_batch(config, B, T, P)
     runs = {bench_common.OURS: precision_cpu.ours_run(config, batch, precision, jit)}
+    note = None
     if FLAGS.with_tfm:
-        runs[bench_common.THEIRS] = precision_cpu.theirs_run(config, batch, precision, jit)
-    ratio = (bench_common.OURS, bench_common.THEIRS if FLAGS.with_tfm else bench_common.OURS)
+        # Their failure (e.g. a step XLA cannot compile) still leaves ours measured.
+        try:
+            theirs = precision_cpu.theirs_run(config, batch, precision, jit)
+            theirs(1)
+            runs[bench_common.THEIRS] = theirs
+        except Exception as error:  # noqa: BLE001
+            note = f"{bench_common.THEIRS} failed: {type(error).__name__}: " + (
+                str(error).strip().splitlines() or [""])[0][:200]
+    ratio = (bench_common.OURS, bench_common.THEIRS if bench_common.THEIRS in runs
+             else bench_common.OURS)
     medians, ratios = bench_common.compare(runs, B, steps, rounds, ratio=ratio)
     flops = pretraining_flops_per_example(config, T, P)
     peak, peak_source = precision_cpu.peak_flops(precision, FLAGS.peak_tflops)
@@ -104,8 +113,10 @@ def measure(name, precision, jit, steps, rounds):
     for side, rate in medians.items():
         result[side] = {"examples_per_second": rate,
                         "mfu": rate * flops / peak if peak else None}
-    if FLAGS.with_tfm:
+    if bench_common.THEIRS in runs:
         result["ratio"] = float(sorted(ratios)[len(ratios) // 2])
+    if note:
+        result["note"] = note
     return result
 
 
@@ -119,6 +130,8 @@ def line(result):
                          + (f" MFU {100 * mfu:5.1f}%" if mfu is not None else ""))
     if "ratio" in result:
         parts.append(f"ratio {result['ratio']:.2f}x")
+    if "note" in result:
+        parts.append(result["note"])
     return " | ".join(parts)
 
 
