@@ -92,6 +92,7 @@ def test_pretraining_step_with_lamb_and_clipping_compiles_whole(batch):
     assert " sqrt(" in hlo and " exponential(" in hlo
 
 
+@pytest.mark.slow  # a second XLA compile of the model, with the micro-batch loop
 def test_pretraining_step_with_gradient_accumulation_compiles_whole(batch):
     assert_xla_step_matches_plain_step(lambda: pretraining_trainer(accumulation=2), batch)
 
