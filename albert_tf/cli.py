@@ -301,7 +301,8 @@ def user_errors():
 
     User errors are every `albert_tf.errors.UserError` (each module's input errors derive
     from it) and a missing or unreadable file (`FileNotFoundError`, `PermissionError`,
-    TensorFlow's `NotFoundError` and `PermissionDeniedError`, which name the path). With
+    TensorFlow's `NotFoundError` and `PermissionDeniedError`, which name the path), and a
+    storage that cannot be reached or has no filesystem (`_is_storage_error`). With
     `--debug` they propagate with their traceback. Ctrl-C exits with status 130, no traceback.
     Any other exception is an internal error and keeps its traceback.
     """
@@ -310,15 +311,33 @@ def user_errors():
     from albert_tf.errors import UserError
     try:
         yield
-    except (UserError, FileNotFoundError, PermissionError, tf.errors.NotFoundError,
-            tf.errors.PermissionDeniedError) as error:
+    except (UserError, FileNotFoundError, PermissionError, tf.errors.OpError) as error:
+        if isinstance(error, tf.errors.OpError) and not _is_storage_error(error):
+            raise  # an internal error: keep its traceback
         if "debug" in flags.FLAGS and flags.FLAGS.is_parsed() and flags.FLAGS.debug:
             raise
         message = error.message if isinstance(error, tf.errors.OpError) else str(error)
         message = " ".join(message.split()) or type(error).__name__
+        if isinstance(error, tf.errors.UnimplementedError) and "scheme" in message:
+            message += (" (a filesystem plugin is missing: e.g. `pip install "
+                        "tensorflow-io` for s3:// or hdfs://)")
         logging.error("%s: %s", type(error).__name__, message)
         print(f"ERROR: {message}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         sys.exit(130)
+
+
+def _is_storage_error(error):
+    """Whether a TensorFlow error is about the user's files or storage rather than a bug:
+    a missing file or no permission, or a `gs://`-style store that cannot be reached, refuses
+    the credentials or has no filesystem plugin (TensorFlow names the path or scheme)."""
+    import tensorflow as tf
+    if isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
+                          tf.errors.UnauthenticatedError)):
+        return True
+    if isinstance(error, (tf.errors.FailedPreconditionError, tf.errors.UnavailableError,
+                          tf.errors.UnimplementedError, tf.errors.AbortedError)):
+        return "://" in error.message or "File system scheme" in error.message
+    return False
