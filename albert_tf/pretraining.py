@@ -73,7 +73,7 @@ class PretrainingSettings:
     use_one_hot_embeddings: bool = False
     mixed_precision: str = "none"
     jit_compile: bool = False
-    jit_scope: str = None
+    jit_scope: str = training.DEFAULT_JIT_SCOPE
     gradient_accumulation_steps: int = 1
     bias_correction: bool = False
     log_steps: int = 100
