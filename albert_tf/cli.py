@@ -321,7 +321,6 @@ def user_errors():
         if isinstance(error, tf.errors.UnimplementedError) and "scheme" in message:
             message += (" (a filesystem plugin is missing: e.g. `pip install "
                         "tensorflow-io` for s3:// or hdfs://)")
-        logging.error("%s: %s", type(error).__name__, message)
         print(f"ERROR: {message}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
