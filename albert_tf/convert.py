@@ -50,6 +50,7 @@ own names.
 import dataclasses
 import io
 import json
+import os
 import uuid
 
 import numpy as np
@@ -92,6 +93,10 @@ class Weights:
       labels: a classifier's class names (None: unnamed).
       spm_model: the SentencePiece model's bytes (None: unknown).
       do_lower_case, keep_accents, remove_space: tokenizer settings (None: unknown).
+      rows: {original name: (the source format's name, `hub_formats.Rule`)} for every
+        original name the source's format has a row for, present or not (hub sources).
+      source_shapes: {original name: the array's shape in the source's own layout}.
+      input: the path given to `read_weights`.
     """
 
     config: AlbertConfig
@@ -106,6 +111,9 @@ class Weights:
     do_lower_case: bool = None
     keep_accents: bool = None
     remove_space: bool = None
+    rows: dict = dataclasses.field(default_factory=dict)
+    source_shapes: dict = dataclasses.field(default_factory=dict)
+    input: str = None
 
     @property
     def num_labels(self):
@@ -196,19 +204,36 @@ def head_of_names(names, where, head="auto"):
     raise ConversionError(f"--head={head}, but {where} holds the {found!r} head.")
 
 
+def _shape_error(weights, name, expected, requested_head):
+    """The ConversionError of an array whose shape is not `expected` (an original shape),
+    both shapes in the source's own layout (Hugging Face's [out, in], keras-hub's per-head
+    kernels) and named as the source names it."""
+    stored = weights.names.get(name, name)
+    found = weights.source_shapes.get(name, weights.values[name].shape)
+    rule = weights.rows.get(name, (None, None))[1]
+    wanted = rule.hub_shape(expected, weights.config) if rule else expected
+    where = f" (as {name})" if stored != name else ""
+    if not name.startswith("bert/") and requested_head not in ("auto", None):
+        return ConversionError(
+            f"{weights.source}: {stored} has shape {list(found)}, but --head={requested_head} "
+            f"needs {list(wanted)}{where}. Is it the source's head? --head=auto reads the "
+            "head the source has.")
+    return ConversionError(
+        f"{weights.source}: {stored} has shape {list(found)}, but its config says "
+        f"{list(wanted)}{where}. Is the config the one of these weights?")
+
+
 def _check(weights, head="auto"):
     """Checks the arrays against the config (every shape, nothing missing from the encoder)
     and narrows them to `head`; returns `weights`."""
+    requested = head
     head = head_of_names(weights.values, weights.source, head) if head != weights.head else head
     if head == "classifier" and weights.head == "multiple_choice":
         head = "multiple_choice"
     expected = original_shapes(weights.config, head, weights.num_labels)
     for name, array in weights.values.items():
         if name in expected and tuple(array.shape) != tuple(expected[name]):
-            raise ConversionError(
-                f"{weights.source}: {weights.names.get(name, name)} has shape "
-                f"{list(array.shape)}, but its config says {list(expected[name])} (as {name}). "
-                "Is the config the one of these weights?")
+            raise _shape_error(weights, name, expected[name], requested)
     dropped = sorted(name for name in weights.values if name not in expected)
     if dropped and head != "none" and not all(name.startswith("bert/") for name in dropped):
         raise ConversionError(f"{weights.source}: {weights.names.get(dropped[0], dropped[0])} "
@@ -221,14 +246,20 @@ def _check(weights, head="auto"):
     encoder_missing = [name for name in missing if name.startswith("bert/")
                        and not name.startswith("bert/pooler/")]
     if encoder_missing:
-        raise ConversionError(f"{weights.source}: no {encoder_missing[0]} (nor "
-                              f"{len(encoder_missing) - 1} other encoder variables); the config "
-                              "does not match these weights or the file is incomplete.")
+        raise ConversionError(f"{weights.source}: no {_source_name(weights, encoder_missing[0])} "
+                              f"(nor {len(encoder_missing) - 1} other encoder variables); the "
+                              "config does not match these weights or the file is incomplete.")
     if missing:
         tf.get_logger().warning("%s lacks %s (left out of the conversion).", weights.source,
-                                ", ".join(missing))
+                                ", ".join(_source_name(weights, name) for name in missing))
     weights.head = head
     return weights
+
+
+def _source_name(weights, name):
+    """`name` (an original name) as the source's format names it, with the original name."""
+    stored = weights.rows.get(name, (name,))[0]
+    return name if stored == name else f"{stored} ({name})"
 
 
 # =========================================================================================
@@ -267,6 +298,16 @@ def detect_format(path):
             f"{listing or 'nothing'}). Expected an original checkpoint (model.ckpt*.index), a "
             "Hugging Face folder (config.json + model.safetensors), a keras-hub preset "
             "(config.json + model.weights.h5), a TF-Hub module or an albert_tf export.")
+    if tf.io.gfile.exists(path):
+        folder, name = files.dirname(path), files.basename(path)
+        for suffix in (".index", ".data-"):
+            if suffix in name:
+                prefix = files.join(folder, name[:name.index(suffix)])
+                raise ConversionError(f"{path} is one file of a checkpoint: pass its prefix "
+                                      f"{prefix} (or its folder {folder or '.'}).")
+        raise ConversionError(f"{path} is a file: pass the folder that holds it "
+                              f"({folder or '.'}); the format is read from the folder's "
+                              "files.")
     raise FileNotFoundError(f"{path} does not exist (neither a folder nor a checkpoint prefix "
                             f"with {path}.index).")
 
@@ -298,15 +339,55 @@ def read_weights(path, albert_config_file=None, head="auto", spm_model_file=None
     reader = {"original": _read_original, "tfhub_module": _read_tfhub_module,
               "albert_tf_export": _read_export, "hf": _read_hf,
               "keras_hub": _read_keras_hub}[source_format]
+    if albert_config_file and source_format in ("hf", "keras_hub"):
+        given = _config_from_file(albert_config_file)
     weights = reader(str(path), albert_config_file)
+    weights.input = str(path)
+    if albert_config_file and source_format in ("hf", "keras_hub"):
+        weights.config = _matching_config(given, albert_config_file, weights)
     if spm_model_file:
+        # A source's own SentencePiece model travels as it is; one given here is checked.
         weights.spm_model = files.read_bytes(spm_model_file, "SentencePiece model")
+        check_spm_model(weights.spm_model, spm_model_file, weights.config)
     if do_lower_case is not None:
         weights.do_lower_case = bool(do_lower_case)
     return _check(weights, head)
 
 
+def check_spm_model(model_proto, origin, config):
+    """Raises a UserError naming `origin` when the bytes `model_proto` are not a SentencePiece
+    model, or one with more pieces than `config.vocab_size` (ids the model has no row for)."""
+    from albert_tf.tokenization import sentencepiece_from_proto
+    pieces = sentencepiece_from_proto(model_proto, origin).GetPieceSize()
+    if pieces > config.vocab_size:
+        raise ConversionError(f"The SentencePiece model {origin} has {pieces} pieces, more "
+                              f"than the model's vocab_size ({config.vocab_size}). Is it the "
+                              "vocabulary this model was trained with?")
+
+
+# The config fields that shape the weights or change what they compute.
+_MODEL_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                 "num_hidden_groups", "num_attention_heads", "intermediate_size",
+                 "inner_group_num", "hidden_act", "max_position_embeddings", "type_vocab_size")
+
+
+def _matching_config(given, given_file, weights):
+    """`given` (from --albert_config_file) when it agrees with the config of a hub folder on
+    every field of `_MODEL_FIELDS`; otherwise a ConversionError naming both files."""
+    folder_config = files.join(files.dirname(weights.source), "config.json")
+    for field in _MODEL_FIELDS:
+        ours, theirs = getattr(given, field), getattr(weights.config, field)
+        if ours != theirs:
+            raise ConversionError(
+                f"--albert_config_file={given_file} says {field}={ours!r}, but the config of "
+                f"{weights.input} is its config.json ({folder_config}: {field}={theirs!r}); "
+                "leave --albert_config_file out for this format.")
+    return given
+
+
 def _config_from_file(path):
+    if not tf.io.gfile.exists(path):
+        raise ConversionError(f"The ALBERT config file {path} does not exist.")
     try:
         return AlbertConfig.from_dict(files.read_json(path, "ALBERT config file"))
     except TypeError as error:
@@ -316,16 +397,39 @@ def _config_from_file(path):
 def _original_values(prefix):
     """{name without `module/`: array}, {that name: stored name} of a name-based checkpoint,
     without training state (optimizer slots, global_step)."""
-    # Not tf.train.load_checkpoint: on ram:// (and object stores) a prefix is also a "folder".
-    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    reader = _checkpoint_reader(prefix)
     values, names = {}, {}
     for stored in reader.get_variable_to_shape_map():
         if checkpoints_lib._is_training_state(stored):
             continue
         name = stored[len("module/"):] if stored.startswith("module/") else stored
-        values[name] = np.asarray(reader.get_tensor(stored))
+        values[name] = _checkpoint_tensor(reader, prefix, stored)
         names[name] = stored
     return values, names
+
+
+def _checkpoint_reader(prefix):
+    # Not tf.train.load_checkpoint: on ram:// (and object stores) a prefix is also a "folder".
+    try:
+        return tf.compat.v1.train.NewCheckpointReader(prefix)
+    except (tf.errors.OpError, ValueError, RuntimeError) as error:
+        raise ConversionError(_checkpoint_damage(prefix, error)) from None
+
+
+def _checkpoint_tensor(reader, prefix, stored):
+    """`stored`'s array; a ConversionError naming the data file when it cannot be read."""
+    try:
+        return np.asarray(reader.get_tensor(stored))
+    except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as error:
+        raise ConversionError(_checkpoint_damage(prefix, error, stored)) from None
+
+
+def _checkpoint_damage(prefix, error, stored=None):
+    data = sorted(tf.io.gfile.glob(prefix + ".data-*")) or [prefix + ".data-00000-of-00001"]
+    what = f" {stored}" if stored else ""
+    reason = " ".join(str(getattr(error, "message", error)).split())
+    return (f"Cannot read the checkpoint{what} from {', '.join(data)} ({reason}): the file is "
+            "truncated or damaged (an interrupted copy or download?); copy it again.")
 
 
 def _original_weights(prefix, config, source, source_format, spm_model=None,
@@ -350,7 +454,7 @@ def _resolve_prefix(path):
 def _read_original(path, albert_config_file):
     prefix = _resolve_prefix(path)
     config_file = albert_config_file or _join(files.dirname(prefix), "albert_config.json")
-    if not tf.io.gfile.exists(config_file):
+    if not albert_config_file and not tf.io.gfile.exists(config_file):
         raise ConversionError(f"{prefix}: no albert_config.json beside the checkpoint; pass "
                               "--albert_config_file.")
     spm = sorted(tf.io.gfile.glob(_join(files.dirname(prefix), "*.model")))
@@ -380,7 +484,8 @@ def _read_export(path, albert_config_file):
                                or _join(path, "assets", "albert_config.json"))
     labels = info.get("labels")
     num_labels = len(labels) if labels else info.get("num_labels")
-    reader = tf.compat.v1.train.NewCheckpointReader(_join(path, "variables", "variables"))
+    prefix = _join(path, "variables", "variables")
+    reader = _checkpoint_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
     keys = _list_checkpoint_keys(reader, "model_variables", path)
     model = _export_model(export_lib, config, info.get("head", "none"), num_labels,
@@ -400,7 +505,7 @@ def _read_export(path, albert_config_file):
                 f"{path}: variable {index} ({key}) has shape {shapes[key]}, not the shape of "
                 f"{name} {list(variable.shape)}; is assets/albert_config.json the exported "
                 "model's?")
-        values[name] = np.asarray(reader.get_tensor(key))
+        values[name] = _checkpoint_tensor(reader, prefix, key)
         names[name] = key
     spm_name = info.get("spm_model_file") or info.get("vocab_file")
     spm = (_join(path, "assets", files.basename(spm_name)) if spm_name
@@ -564,16 +669,32 @@ def _hf_tf_name(name):
     return ".".join(parts), transpose
 
 
-def _load_hf_tf_h5(path):
+def _h5_datasets(path, what):
+    """{dataset path: array} of every dataset of the HDF5 file `path` (any filesystem); a
+    ConversionError naming the file when it is not a readable HDF5 file (truncated, damaged)."""
     import h5py
+    data = files.read_bytes(path, what)
+    arrays = {}
+    try:
+        with h5py.File(io.BytesIO(data), "r") as f:
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    arrays[name] = obj[()]
+            f.visititems(visit)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ConversionError(
+            f"The {what} {path} is not a readable HDF5 file ({len(data)} bytes; "
+            f"{' '.join(str(error).split())}): it is truncated or damaged (an interrupted copy "
+            "or download?); copy it again.") from None
+    return arrays
+
+
+def _load_hf_tf_h5(path):
     tensors = {}
-    with h5py.File(io.BytesIO(files.read_bytes(path, "tf_model.h5")), "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                pt_name, transpose = _hf_tf_name(name.split("/", 1)[1] if "/" in name else name)
-                array = _float32(obj[()], path, name)
-                tensors[pt_name] = np.ascontiguousarray(array.T) if transpose else array
-        f.visititems(visit)
+    for name, array in _h5_datasets(path, "tf_model.h5 file").items():
+        pt_name, transpose = _hf_tf_name(name.split("/", 1)[1] if "/" in name else name)
+        array = _float32(array, path, name)
+        tensors[pt_name] = np.ascontiguousarray(array.T) if transpose else array
     return tensors
 
 
@@ -588,13 +709,19 @@ def _read_hf(folder, albert_config_file):
         bare = not name.startswith(hub.HF_BASE_PREFIX) and name.split(".")[0] in (
             "embeddings", "encoder", "pooler")
         prefixed[hub.HF_BASE_PREFIX + name if bare else name] = name
-    values, names, used = {}, {}, set()
+    bare = any(stored != name for name, stored in prefixed.items())
+    values, names, used, rows, shapes = {}, {}, set(), {}, {}
     for original, hf_name, rule in hub.hf_rows(config):
         if hf_name in prefixed:
             stored = prefixed[hf_name]
             values[original] = rule.to_original(tensors[stored])
             names[original] = stored
+            shapes[original] = tuple(tensors[stored].shape)
             used.add(stored)
+        else:
+            stored = hf_name[len(hub.HF_BASE_PREFIX):] if bare and hf_name.startswith(
+                hub.HF_BASE_PREFIX) else hf_name
+        rows[original] = (stored, rule)
     # Tied copies (the decoder is the word-embedding table, as in the original): they must
     # equal what they copy, and are not converted twice.
     for tied, of in hub.HF_TIED.items():
@@ -607,7 +734,8 @@ def _read_hf(folder, albert_config_file):
             used.add(prefixed[tied])
     if config.embedding_size == config.hidden_size:
         kernel, bias = (prefixed.get(n) for n in hub.hf_projection_names())
-        used.update(_check_identity_projection(tensors, kernel, bias, weights_file))
+        used.update(_check_identity_projection(tensors, kernel, bias, weights_file, config,
+                                               config_path))
     architectures = data.get("architectures") or []
     head = hub.HF_HEADS.get(architectures[0]) if architectures else None
     if architectures and head is None:
@@ -624,10 +752,14 @@ def _read_hf(folder, albert_config_file):
     labels = hub.hf_labels(data) if head == "classifier" else None
     if labels is not None and "output_weights" in values and \
             len(labels) != values["output_weights"].shape[0]:
-        labels = None
+        raise ConversionError(
+            f"{config_path}: id2label names {len(labels)} labels, but {names['output_weights']} "
+            f"in {weights_file} has {values['output_weights'].shape[0]} classes; fix id2label "
+            "(and label2id) to name one label per class.")
     unused = sorted(name for name in tensors if name not in used)
     return Weights(config=config, values=values, head=head, source=weights_file,
                    source_format="hf", names=names, unused=unused, labels=labels,
+                   rows=rows, source_shapes=shapes,
                    spm_model=(files.read_bytes(spm_file) if tf.io.gfile.exists(spm_file)
                               else None), **tokenizer)
 
@@ -641,7 +773,7 @@ def _hf_tokenizer_settings(folder):
             if key in data}
 
 
-def _check_identity_projection(tensors, kernel, bias, path):
+def _check_identity_projection(tensors, kernel, bias, path, config, config_path):
     """With embedding_size == hidden_size our encoder (as the original) has no projection:
     a hub's one (`tensors[kernel]`, `tensors[bias]`; None when absent) must be the identity
     with a zero bias. Returns the names it consumed."""
@@ -649,6 +781,13 @@ def _check_identity_projection(tensors, kernel, bias, path):
         return set()
     matrix = tensors[kernel]
     offset = tensors[bias] if bias in tensors else np.zeros(1, np.float32)
+    size = config.hidden_size
+    for name, array, shape in ((kernel, matrix, (size, size)), (bias, offset, (size,))):
+        if name in tensors and tuple(array.shape) != shape:
+            raise ConversionError(
+                f"{path}: {name} has shape {list(array.shape)}, but {config_path} says "
+                f"embedding_size == hidden_size == {size}, where it would be {list(shape)}. "
+                "Is the config the one of these weights?")
     if not (np.array_equal(matrix, np.eye(matrix.shape[0], dtype=matrix.dtype))
             and not np.any(offset)):
         raise ConversionError(
@@ -662,36 +801,32 @@ def _check_identity_projection(tensors, kernel, bias, path):
 
 
 def _read_keras_hub(folder, albert_config_file):
-    import h5py
     config_path = _join(folder, "config.json")
     config = hub.config_from_keras_hub(files.read_json(config_path, "keras-hub config"),
                                        config_path)
     hub.check_keras_hub_layout(config, config_path)
     weights_file = _join(folder, "model.weights.h5")
-    data = files.read_bytes(weights_file, "keras-hub weights file")
-    tensors = {}
-    with h5py.File(io.BytesIO(data), "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                tensors[name] = _float32(obj[()], weights_file, name)
-        f.visititems(visit)
-    values, names, used = {}, {}, set()
-    rows = hub.keras_hub_rows(config)
-    for original, stored, rule in rows:
-        if stored not in tensors:
-            continue
+    tensors = {name: _float32(array, weights_file, name) for name, array in
+               _h5_datasets(weights_file, "keras-hub weights file").items()}
+    values, names, used, rows, shapes = {}, {}, set(), {}, {}
+    for original, stored, rule in hub.keras_hub_rows(config):
         if "embedding_hidden_mapping_in" in original and \
                 config.embedding_size == config.hidden_size:
             continue   # checked below
+        rows[original] = (stored, rule)
+        if stored not in tensors:
+            continue
         values[original] = rule.to_original(tensors[stored])
         names[original] = stored
+        shapes[original] = tuple(tensors[stored].shape)
         used.add(stored)
     if config.embedding_size == config.hidden_size:
         used.update(_check_identity_projection(tensors, "layers/dense/vars/0",
-                                               "layers/dense/vars/1", weights_file))
+                                               "layers/dense/vars/1", weights_file, config,
+                                               config_path))
     spm_file = _join(folder, KERAS_HUB_SPM)
     return Weights(config=config, values=values, head="none", source=weights_file,
-                   source_format="keras_hub", names=names,
+                   source_format="keras_hub", names=names, rows=rows, source_shapes=shapes,
                    unused=sorted(n for n in tensors if n not in used),
                    spm_model=(files.read_bytes(spm_file) if tf.io.gfile.exists(spm_file)
                               else None))
@@ -711,19 +846,61 @@ def write_weights(weights, output, to, overwrite=False):
     """
     if to not in TARGETS:
         raise ConversionError(f"--to={to}: expected one of {TARGETS}.")
-    output = str(output).rstrip("/") if files.has_scheme(output) else str(output)
-    if tf.io.gfile.exists(output) and tf.io.gfile.listdir(output) and not overwrite:
-        raise ConversionError(f"--output={output} exists and is not empty; pass --overwrite to "
-                              "replace it.")
+    output = check_output(output, overwrite, weights.input or weights.source)
     writer = {"original": _write_original, "hf": _write_hf,
               "keras_hub": _write_keras_hub}[to]
     marker = {"original": "checkpoint", "hf": "config.json", "keras_hub": "config.json"}[to]
     with files.replace_dir(output, marker=marker) as tmp:
         tf.io.gfile.makedirs(tmp)
         writer(weights, tmp)
-    tf.get_logger().info("Wrote %s (%s, head %s) to %s.", weights.source, to, weights.head,
-                         output)
+    tf.get_logger().info("Converted %s (%s, head %s) to %s (%s).",
+                         weights.input or weights.source, weights.source_format, weights.head,
+                         output, to)
     return output
+
+
+def check_output(output, overwrite=False, source=None):
+    """`output` (trailing "/" dropped on a filesystem with a scheme) once it is a place a
+    conversion may write: not an existing file, not an existing non-empty folder unless
+    `overwrite`, and neither the `source` path nor inside or above it. Raises ConversionError.
+    """
+    output = str(output).rstrip("/") if files.has_scheme(output) else str(output)
+    if source is not None:
+        inside = _path_relation(output, str(source))
+        if inside:
+            raise ConversionError(f"--output={output} is {inside} --input={source}; write the "
+                                  "conversion to another folder.")
+    if tf.io.gfile.exists(output):
+        if not tf.io.gfile.isdir(output):
+            raise ConversionError(f"--output={output} exists and is not a folder; pass the "
+                                  "folder to write (a new one, or an existing one with "
+                                  "--overwrite).")
+        if tf.io.gfile.listdir(output) and not overwrite:
+            raise ConversionError(f"--output={output} exists and is not empty; pass "
+                                  "--overwrite to replace it.")
+    return output
+
+
+def _path_relation(output, source):
+    """"the same folder as", "inside" or "a folder above" when `output` is one of those of
+    `source` (a folder, a file in one, or a checkpoint prefix), else None."""
+    def parts(path):
+        if not files.has_scheme(path):
+            # Local paths only (a URL's "//" must stay): resolve "." and "..".
+            path = os.path.abspath(path)
+        return [part for part in path.rstrip("/").split("/") if part]
+    out = parts(output)
+    sources = [parts(source)]
+    if not tf.io.gfile.isdir(source):
+        sources.append(sources[0][:-1])   # a file or checkpoint prefix: its folder
+    for src in sources:
+        if out == src:
+            return "the same folder as"
+        if out[:len(src)] == src and src is sources[0]:
+            return "inside"
+        if src[:len(out)] == out:
+            return "a folder above"
+    return None
 
 
 def _write_original(weights, folder):
@@ -1012,13 +1189,16 @@ def _define_flags():
 def main(argv):
     from albert_tf import cli
     with cli.script_main(argv) as values:
+        # Refuse a bad --output before the input (which may be gigabytes) is read.
+        check_output(values.output, values.overwrite, values.input)
         weights = read_weights(values.input, albert_config_file=values.albert_config_file,
                                head=values.head, spm_model_file=values.spm_model_file,
                                do_lower_case=values.do_lower_case)
-        tf.get_logger().info("%s: %s, head %s, %d arrays%s.", values.input,
-                             weights.source_format, weights.head, len(weights.values),
-                             (", unused: " + ", ".join(weights.unused)) if weights.unused
-                             else "")
+        tf.get_logger().info("%s: %s, head %s, %d arrays.", values.input,
+                             weights.source_format, weights.head, len(weights.values))
+        if weights.unused:
+            tf.get_logger().warning("Not converted (no ALBERT variable takes them) from %s: %s",
+                                    weights.source, ", ".join(weights.unused))
         write_weights(weights, values.output, values.to, overwrite=values.overwrite)
         print(f"Converted {values.input} ({weights.source_format}, head {weights.head}) to "
               f"{values.output} ({values.to}).")

@@ -63,12 +63,14 @@ class Rule:
     """How one original array becomes the hub's array (`to_hub`) and back (`to_original`).
 
     Both are exact (transposes and reshapes only), so a round trip is bit-exact. `to_hub`
-    takes the config for the head count N and head size D.
+    takes the config for the head count N and head size D; `hub_shape(shape, config)` is the
+    hub's shape of an original shape (for error messages in the hub's own layout).
     """
 
     name: str
     to_hub: callable
     to_original: callable
+    hub_shape: callable = lambda shape, c: tuple(shape)
 
 
 def _heads(config):
@@ -77,18 +79,20 @@ def _heads(config):
 
 COPY = Rule("copy", lambda a, c: a, lambda a: a)
 TRANSPOSE = Rule("transpose", lambda a, c: np.ascontiguousarray(a.T),
-                 lambda a: np.ascontiguousarray(a.T))
+                 lambda a: np.ascontiguousarray(a.T), lambda shape, c: tuple(shape)[::-1])
 # [H, N*D] <-> [H, N, D]: query, key, value kernels.
 SPLIT_HEADS = Rule("[H, N*D] <-> [H, N, D]",
                    lambda a, c: a.reshape(a.shape[0], *_heads(c)),
-                   lambda a: a.reshape(a.shape[0], -1))
+                   lambda a: a.reshape(a.shape[0], -1),
+                   lambda shape, c: (shape[0], *_heads(c)))
 # [N*D] <-> [N, D]: query, key, value biases.
 SPLIT_HEADS_BIAS = Rule("[N*D] <-> [N, D]", lambda a, c: a.reshape(*_heads(c)),
-                        lambda a: a.reshape(-1))
+                        lambda a: a.reshape(-1), lambda shape, c: _heads(c))
 # [N*D, H] <-> [N, D, H]: the attention output kernel.
 MERGE_HEADS = Rule("[N*D, H] <-> [N, D, H]",
                    lambda a, c: a.reshape(*_heads(c), a.shape[-1]),
-                   lambda a: a.reshape(-1, a.shape[-1]))
+                   lambda a: a.reshape(-1, a.shape[-1]),
+                   lambda shape, c: (*_heads(c), shape[-1]))
 
 # The sub-block prefix in original names; {g} and {k} are filled in per sub-block.
 ORIGINAL_SUB_BLOCK = "bert/encoder/transformer/group_{g}/inner_group_{k}"

@@ -198,9 +198,10 @@ def test_config_that_does_not_match_the_weights_names_file_and_variable(tmp_path
     data = json.loads((folder / "config.json").read_text())
     data["intermediate_size"] = 65
     (folder / "config.json").write_text(json.dumps(data))
+    # Both shapes in Hugging Face's own [out, in] layout: ffn.weight is [I, H].
     with pytest.raises(hub_formats.ConversionError,
-                       match=r"model\.safetensors: .*ffn\.weight has shape \[32, 64\], but its "
-                             r"config says \[32, 65\]"):
+                       match=r"model\.safetensors: .*ffn\.weight has shape \[64, 32\], but its "
+                             r"config says \[65, 32\]"):
         convert.read_weights(str(folder))
 
 
@@ -440,3 +441,213 @@ def test_equal_widths_accept_only_an_identity_projection(tmp_path):
 def load_hf(folder):
     from safetensors.numpy import load_file
     return load_file(str(pathlib.Path(folder) / "model.safetensors"))
+
+
+# === What a new user tried: damaged files, wrong flags, misleading messages ===============
+
+def one_line_user_error(call, *args, **kwargs):
+    """The message of the UserError `call` raises, checked to be one line."""
+    with pytest.raises(UserError) as error:
+        call(*args, **kwargs)
+    message = str(error.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def copy_folder(source, target):
+    target.mkdir(parents=True)
+    for file in source.iterdir():
+        if file.is_file():
+            (target / file.name).write_bytes(file.read_bytes())
+    return target
+
+
+def hf_copy(tmp_path, case="classifier2", **config_changes):
+    folder = copy_folder(HF / case, tmp_path / case)
+    data = json.loads((folder / "config.json").read_text())
+    data.update(config_changes)
+    (folder / "config.json").write_text(json.dumps(data))
+    return folder
+
+
+def truncate(file):
+    data = file.read_bytes()
+    file.write_bytes(data[:len(data) // 2])
+
+
+def test_truncated_original_checkpoint_is_a_user_error_naming_its_data_file(tmp_path):
+    from conftest import ORIGINAL_TINY
+    folder = copy_folder(ORIGINAL_TINY, tmp_path / "ckpt")
+    truncate(folder / "model.ckpt.data-00000-of-00001")
+    message = one_line_user_error(convert.read_weights, str(folder))
+    assert str(folder / "model.ckpt.data-00000-of-00001") in message
+    assert "truncated" in message
+
+
+def test_truncated_keras_hub_weights_file_is_a_user_error_naming_it(tmp_path):
+    folder = copy_folder(KERAS_HUB, tmp_path / "preset")
+    (folder / "assets" / "tokenizer").mkdir(parents=True)
+    truncate(folder / "model.weights.h5")
+    message = one_line_user_error(convert.read_weights, str(folder))
+    assert f"{folder / 'model.weights.h5'} is not a readable HDF5 file" in message
+
+
+def test_corrupt_transformers_tf_model_h5_is_a_user_error_naming_it(tmp_path):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text((HF / "classifier2" / "config.json").read_text())
+    (folder / "tf_model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    message = one_line_user_error(convert.read_weights, str(folder))
+    assert f"{folder / 'tf_model.h5'} is not a readable HDF5 file" in message
+
+
+def test_spm_model_file_that_is_not_sentencepiece_is_refused(tmp_path):
+    not_a_model = HF / "classifier2" / "config.json"
+    message = one_line_user_error(convert.read_weights, str(HF / "classifier2"),
+                                  spm_model_file=str(not_a_model))
+    assert f"{not_a_model} is not a SentencePiece model" in message
+
+
+def test_spm_model_with_more_pieces_than_vocab_size_is_refused():
+    # The message of `albert_tf.export` for the same pair: spm1k has 1000 pieces.
+    from conftest import ORIGINAL_TINY
+    message = one_line_user_error(convert.read_weights, str(ORIGINAL_TINY),
+                                  spm_model_file=str(SPM))
+    assert (f"The SentencePiece model {SPM} has 1000 pieces, more than the model's "
+            "vocab_size (300)") in message
+
+
+def test_missing_albert_config_file_is_named_as_missing(tmp_path):
+    from conftest import ORIGINAL_TINY
+    missing = tmp_path / "albert_config.json"
+    message = one_line_user_error(convert.read_weights, str(ORIGINAL_TINY),
+                                  albert_config_file=str(missing))
+    assert message == f"The ALBERT config file {missing} does not exist."
+
+
+def test_a_weights_file_as_input_says_to_pass_its_folder():
+    file = HF / "classifier2" / "model.safetensors"
+    message = one_line_user_error(convert.read_weights, str(file))
+    assert f"{file} is a file: pass the folder that holds it ({HF / 'classifier2'})" in message
+    index = ORIGINAL_HEADS / "classifier" / "model.ckpt.index"
+    message = one_line_user_error(convert.read_weights, str(index))
+    assert f"pass its prefix {ORIGINAL_HEADS / 'classifier' / 'model.ckpt'}" in message
+
+
+def test_existing_file_as_output_is_refused_even_with_overwrite(tmp_path):
+    (tmp_path / "out").write_text("x")
+    weights = convert.read_weights(str(KERAS_HUB))
+    message = one_line_user_error(convert.write_weights, weights, str(tmp_path / "out"),
+                                  "original", overwrite=True)
+    assert message.startswith(f"--output={tmp_path / 'out'} exists and is not a folder")
+    assert (tmp_path / "out").read_text() == "x"
+
+
+def test_edited_hidden_size_reports_the_hugging_face_shape(tmp_path):
+    folder = hf_copy(tmp_path, hidden_size=48)
+    message = one_line_user_error(convert.read_weights, str(folder))
+    # Hugging Face's [out, in] = [H, E]; the original's kernel is [E, H].
+    assert ("albert.encoder.embedding_hidden_mapping_in.weight has shape [32, 16], but its "
+            "config says [48, 16]") in message
+
+
+def test_embedding_size_edited_to_hidden_size_reports_the_projection_shape(tmp_path):
+    folder = hf_copy(tmp_path, embedding_size=32)
+    message = one_line_user_error(convert.read_weights, str(folder))
+    assert ("albert.encoder.embedding_hidden_mapping_in.weight has shape [32, 16], but "
+            f"{folder / 'config.json'} says embedding_size == hidden_size == 32") in message
+    assert "identity" not in message
+
+
+def test_tensor_missing_from_safetensors_is_named_in_hugging_face_names(tmp_path):
+    from safetensors.numpy import save_file
+    folder = hf_copy(tmp_path)
+    tensors = load_hf(folder)
+    del tensors["albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight"]
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    message = one_line_user_error(convert.read_weights, str(folder))
+    assert ("no albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight "
+            "(bert/encoder/transformer/group_0/inner_group_0/ffn_1/intermediate/dense/kernel)"
+            ) in message
+
+
+def test_head_multiple_choice_on_a_classifier_says_the_shape_comes_from_head():
+    message = one_line_user_error(convert.read_weights, str(HF / "classifier2"),
+                                  head="multiple_choice")
+    assert "classifier.weight has shape [2, 32], but --head=multiple_choice needs [1, 32]" \
+        in message
+    assert "config says" not in message
+
+
+def test_hf_id2label_that_does_not_count_the_classes_is_refused(tmp_path):
+    folder = hf_copy(tmp_path, id2label={"0": "a", "1": "b", "2": "c"},
+                     label2id={"a": 0, "b": 1, "c": 2})
+    message = one_line_user_error(convert.read_weights, str(folder))
+    assert message.startswith(f"{folder / 'config.json'}: id2label names 3 labels, but "
+                              "classifier.weight")
+    assert "has 2 classes" in message
+
+
+def test_albert_config_file_for_a_hugging_face_folder_must_match_its_config_json(tmp_path):
+    config = hub_formats.config_from_hf(json.loads((HF / "classifier2" / "config.json")
+                                                   .read_text()))
+    given = tmp_path / "albert_config.json"
+    given.write_text(config.to_json_string())
+    weights = convert.read_weights(str(HF / "classifier2"), albert_config_file=str(given))
+    assert weights.config.hidden_size == 32
+    config.hidden_size = 48
+    given.write_text(config.to_json_string())
+    message = one_line_user_error(convert.read_weights, str(HF / "classifier2"),
+                                  albert_config_file=str(given))
+    assert message.startswith(f"--albert_config_file={given} says hidden_size=48, but the "
+                              f"config of {HF / 'classifier2'} is its config.json")
+
+
+def test_command_refuses_an_existing_output_before_reading_the_input(tmp_path, capsys):
+    from albert_tf import cli
+    convert._define_flags()
+    cli.define_debug_flag()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    # An input that would fail to read: the output's error comes first.
+    with pytest.raises(SystemExit):
+        run_entry_point(convert.main, ["convert"], input=str(tmp_path / "missing"),
+                        output=str(tmp_path / "out"), to="hf", debug=False)
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "exists and is not empty" in error[0]
+
+
+@pytest.mark.parametrize("output", ["hf", "hf/out", "."])
+def test_output_equal_to_inside_or_above_the_input_is_refused(tmp_path, output):
+    folder = hf_copy(tmp_path)
+    weights = convert.read_weights(str(folder))
+    message = one_line_user_error(convert.write_weights, weights,
+                                  str(tmp_path / output.replace("hf", "classifier2")), "hf",
+                                  overwrite=True)
+    assert f"--input={folder}; write the conversion to another folder" in message
+    assert (folder / "model.safetensors").exists()
+
+
+def test_command_logs_the_conversion_and_warns_of_unused_tensors(tmp_path, caplog):
+    import logging
+    from safetensors.numpy import save_file
+    from albert_tf import cli
+    convert._define_flags()
+    cli.define_debug_flag()
+    folder = hf_copy(tmp_path)
+    tensors = load_hf(folder)
+    tensors["extra.weight"] = np.zeros(3, np.float32)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="tensorflow"):
+            run_entry_point(convert.main, ["convert"], input=str(folder),
+                            output=str(tmp_path / "out"), to="original", debug=False)
+    finally:
+        logger.removeHandler(caplog.handler)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("extra.weight" in message for message in warnings)
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert f"Converted {folder} (hf, head classifier) to {tmp_path / 'out'} (original)." \
+        in infos
