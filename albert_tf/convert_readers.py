@@ -57,11 +57,14 @@ def _checkpoint_tensor(reader, prefix, stored):
 
 
 def _checkpoint_damage(prefix, error, stored=None):
+    """The message of a checkpoint that cannot be read: its index when it cannot be opened
+    (`stored` None), else the data file(s) that should hold `stored`."""
     data = sorted(tf.io.gfile.glob(prefix + ".data-*")) or [prefix + ".data-00000-of-00001"]
+    paths = ", ".join(data) if stored else ", ".join([prefix + ".index", *data])
     what = f" {stored}" if stored else ""
     reason = " ".join(str(getattr(error, "message", error)).split())
-    return (f"Cannot read the checkpoint{what} from {', '.join(data)} ({reason}): the file is "
-            "truncated or damaged (an interrupted copy or download?); copy it again.")
+    return (f"Cannot read the checkpoint{what} from {paths} ({reason}): a file is truncated or "
+            "damaged (an interrupted copy or download?); copy it again.")
 
 
 def _original_weights(prefix, config, source, source_format, spm_model=None,

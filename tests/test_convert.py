@@ -475,12 +475,13 @@ def truncate(file):
     file.write_bytes(data[:len(data) // 2])
 
 
-def test_truncated_original_checkpoint_is_a_user_error_naming_its_data_file(tmp_path):
+@pytest.mark.parametrize("name", ["model.ckpt.data-00000-of-00001", "model.ckpt.index"])
+def test_truncated_original_checkpoint_is_a_user_error_naming_the_file(tmp_path, name):
     from conftest import ORIGINAL_TINY
     folder = copy_folder(ORIGINAL_TINY, tmp_path / "ckpt")
-    truncate(folder / "model.ckpt.data-00000-of-00001")
+    truncate(folder / name)
     message = one_line_user_error(convert.read_weights, str(folder))
-    assert str(folder / "model.ckpt.data-00000-of-00001") in message
+    assert str(folder / name) in message
     assert "truncated" in message
 
 
