@@ -16,6 +16,7 @@ Original flags keep their names, meanings and defaults. New ones:
 """
 
 import contextlib
+import re
 import sys
 
 from absl import app
@@ -27,9 +28,20 @@ from albert_tf import training
 
 
 def define_flag(definer, name, *args, **kwargs):
-    """`definer(name, ...)` unless the flag exists: scripts (and tests) may share a process."""
+    """`definer(name, default, ...)`; if the flag exists (entry points sharing a process,
+    e.g. to work on `ram://`), its default becomes this one: the last entry point to define
+    its flags runs with its own defaults (run_classifier's `--learning_rate`, not
+    run_pretraining's). A value given on the command line is kept."""
     if name not in flags.FLAGS:
         definer(name, *args, **kwargs)
+        return
+    if flags.FLAGS[name].present:
+        return
+    default = args[0] if args else kwargs.get("default")
+    try:
+        flags.FLAGS.set_default(name, default)
+    except (flags.Error, ValueError) as error:
+        raise ValueError(f"--{name} is defined twice with incompatible defaults: {error}") from None
 
 
 def define_common_flags():
@@ -281,7 +293,21 @@ def run(main, define_flags=None, required=()):
     define_debug_flag()
     if required:
         flags.mark_flags_as_required(list(required))
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, with a flag error (a missing required flag, a bad value) as one
+    `ERROR:` line and exit status 1."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        message = " ".join(str(error).split())
+        missing = re.findall(r"Flag --(\w+) must have a value other than None", message)
+        if missing:
+            message = "missing required flag(s): " + ", ".join(f"--{name}" for name in missing)
+        print(f"ERROR: {message} (see --helpshort)", file=sys.stderr)
+        sys.exit(1)
 
 
 @contextlib.contextmanager
@@ -316,11 +342,9 @@ def user_errors():
             raise  # an internal error: keep its traceback
         if "debug" in flags.FLAGS and flags.FLAGS.is_parsed() and flags.FLAGS.debug:
             raise
-        message = error.message if isinstance(error, tf.errors.OpError) else str(error)
-        message = " ".join(message.split()) or type(error).__name__
-        if isinstance(error, tf.errors.UnimplementedError) and "scheme" in message:
-            message += (" (a filesystem plugin is missing: e.g. `pip install "
-                        "tensorflow-io` for s3:// or hdfs://)")
+        from albert_tf.files import describe
+        message = (describe(error) if isinstance(error, tf.errors.OpError)
+                   else " ".join(str(error).split()) or type(error).__name__)
         print(f"ERROR: {message}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -358,6 +358,12 @@ def resolve_output_files(output_file, num_output_shards=0):
                  for i in range(num_output_shards)]
     if len(set(names)) != len(names):
         raise PretrainingDataError(f"Output files must be distinct, got {names}.")
+    for name in names:
+        # (an object store has no empty folders, and ram:// calls any name prefix a folder)
+        if tf.io.gfile.isdir(name) and (not files.has_scheme(name) or tf.io.gfile.listdir(name)):
+            raise PretrainingDataError(
+                f"--output_file={name} is a folder; give a file name inside it (e.g. "
+                f"{files.join(name, 'train.tfrecord')}).")
     return names
 
 

@@ -184,7 +184,10 @@ def build_model(config, head, checkpoint=None, num_labels=None):
             checkpoints_lib.load_original_checkpoint(model, checkpoint, strict=True)
         except checkpoints_lib.CheckpointMismatchError as error:
             hint = ""
-            if head == "mlm" and "cls/" in str(error):
+            if "hape mismatch" in str(error):
+                hint = (" Is --albert_config_file the config this checkpoint was trained "
+                        "with?")
+            elif head == "mlm" and "cls/" in str(error):
                 hint = (" The checkpoint lacks the pretraining heads (e.g. a fine-tuned "
                         "checkpoint): export it with --head=none (or --head=classifier).")
             raise checkpoints_lib.CheckpointMismatchError(f"{error}{hint}") from None
@@ -386,6 +389,8 @@ def _target_dir(export_dir, versioned):
 
 
 def _check_target(target, overwrite):
+    if tf.io.gfile.exists(target) and not tf.io.gfile.isdir(target):
+        raise ExportError(f"--export_dir={target} exists and is a file, not a folder.")
     if tf.io.gfile.exists(target) and tf.io.gfile.listdir(target) and not overwrite:
         raise ExportError(f"{target} exists and is not empty. Choose another --export_dir, "
                           "or pass --overwrite (overwrite=True) to replace it.")

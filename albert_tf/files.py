@@ -120,7 +120,7 @@ def expand_globs(patterns, what="input file"):
             else:
                 matches = [pattern] if tf.io.gfile.exists(pattern) else []
         except tf.errors.OpError as error:
-            raise FileError(f"Cannot list the {what} pattern {pattern!r}: {error.message}") from None
+            raise FileError(f"Cannot list the {what} pattern {pattern!r}: {describe(error)}") from None
         if not matches:
             raise FileError(f"No {what} matches {pattern!r}.")
         for match in matches:
@@ -205,7 +205,7 @@ class BinaryReader:
         try:
             yield from self._stream
         except tf.errors.OpError as error:
-            raise FileError(f"Cannot read the {self.what} {self.path}: {error.message}") from None
+            raise FileError(f"Cannot read the {self.what} {self.path}: {describe(error)}") from None
         except (EOFError, OSError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
             if not self.gzipped:
                 raise
@@ -251,13 +251,23 @@ def makedirs(path):
     try:
         tf.io.gfile.makedirs(path)
     except tf.errors.OpError as error:
-        raise FileError(f"Cannot create the folder {path}: {error.message}") from None
+        raise FileError(f"Cannot create the folder {path}: {describe(error)}") from None
+
+
+def describe(error):
+    """The message of a TensorFlow filesystem error as one sentence, with what to install
+    when the path's filesystem has no plugin (`s3://`, `hdfs://`)."""
+    message = " ".join(str(getattr(error, "message", error)).split()).rstrip(".")
+    if "File system scheme" in message and "not implemented" in message:
+        message += (" (this filesystem needs a plugin: e.g. `pip install tensorflow-io` and "
+                    "`import tensorflow_io` for s3:// or hdfs://)")
+    return message + "."
 
 
 def _read_error(path, what, error):
     if isinstance(error, tf.errors.NotFoundError) or not tf.io.gfile.exists(path):
         return f"The {what} {path} does not exist."
-    return f"Cannot read the {what} {path}: {error.message}"
+    return f"Cannot read the {what} {path}: {describe(error)}"
 
 
 # === Atomic writing ===

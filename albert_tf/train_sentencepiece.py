@@ -63,12 +63,14 @@ def iterate_sentences(input_files, do_lower_case=True, log_every=1_000_000):
     """Yields the preprocessed, non-empty lines of `input_files`, one at a time.
 
     Files are read through `tf.io.gfile` (any filesystem); gzip files (recognised by their
-    first bytes) are decompressed. Lines are decoded as UTF-8 with invalid bytes dropped (as
-    `convert_to_unicode` does). Logs progress every `log_every` lines.
+    first bytes) are decompressed. Lines must be UTF-8, as create_pretraining_data requires
+    of the same corpus (the vocabulary and the data then see the same text). Logs progress
+    every `log_every` lines.
 
     Raises:
       files.FileError: a file cannot be read (named).
-      SentencePieceTrainingError: no line has text.
+      SentencePieceTrainingError: a line is not UTF-8 (file, line and byte named), or no line
+        has text.
     """
     from absl import logging
 
@@ -78,8 +80,13 @@ def iterate_sentences(input_files, do_lower_case=True, log_every=1_000_000):
     count = 0
     for path in input_files:
         with files.open_binary(path, "corpus file", gunzip=True) as f:
-            for line in f:
-                # `preprocess_text` decodes bytes as UTF-8, dropping invalid bytes.
+            for number, line in enumerate(f, 1):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise SentencePieceTrainingError(
+                        f"{path}, line {number}: not UTF-8 text (byte {error.start} of the "
+                        f"line: {error.reason}). Convert the corpus to UTF-8.") from None
                 line = preprocess_text(line, lower=do_lower_case)
                 if line:
                     count += 1

@@ -317,6 +317,9 @@ def _resolve_columns(layout, header_row, path):
         if column is None or isinstance(column, int):
             resolved[field] = column
             continue
+        if header_row is None and layout.header:
+            raise TaskDataError(f"{path} is empty: it needs a header row naming its columns "
+                                f"({column!r} for {field}) and one example per line.")
         if header_row is None or column not in header_row:
             raise TaskDataError(
                 f"{path}, line 1: no column named {column!r} (for {field}); the header has "
@@ -352,9 +355,11 @@ def read_examples(task, split_file, data_dir, do_lower_case=True):
     if not tf.io.gfile.exists(path):
         where = f"the {split_file.path.split('/')[0]}/ folder of " if "/" in split_file.path \
             else ""
+        expected = ("the folder of your train.tsv, dev.tsv and test.tsv" if task.name == "tsv"
+                    else f"{where}the GLUE data (as download_glue_data.py writes it)")
         raise TaskDataError(
             f"Task {task.name} needs {path} ({split_file.name}), which does not exist. "
-            f"--data_dir must be {where}the GLUE data (as download_glue_data.py writes it).")
+            f"--data_dir must be {expected}.")
     rows = read_tsv(path)
     layout = split_file.layout
     columns = _resolve_columns(layout, rows[0] if layout.header and rows else None, path)
