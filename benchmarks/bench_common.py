@@ -107,3 +107,23 @@ def print_comparison(label, jit, medians, ratios, theirs_name=THEIRS, extra=""):
     print(f"{label} jit={str(jit):5s} {OURS} {medians[OURS]:8.2f} ex/s   "
           f"{theirs_name} {medians[THEIRS]:8.2f} ex/s   "
           f"ratio {np.median(ratios):.2f}x{rounds}{extra}", flush=True)
+
+
+def pretraining_batch(config, batch_size, seq_length, predictions):
+    """A pretraining batch in the original feature names: padded rows, unused predictions."""
+    rng = np.random.default_rng(0)
+    B, T, P = batch_size, seq_length, predictions
+    mask = np.ones((B, T), np.int32)
+    mask[B // 2:, T * 3 // 4:] = 0
+    positions = np.sort(rng.choice(np.arange(1, T * 3 // 4), size=(B, P)), axis=1)
+    weights = np.ones((B, P), np.float32)
+    weights[:, P * 3 // 4:] = 0.0
+    return {
+        "input_ids": tf.constant(rng.integers(5, config.vocab_size, (B, T)), tf.int32),
+        "input_mask": tf.constant(mask),
+        "segment_ids": tf.constant((np.arange(T) >= T // 2).astype(np.int32)[None].repeat(B, 0)),
+        "masked_lm_positions": tf.constant(positions.astype(np.int32)),
+        "masked_lm_ids": tf.constant(rng.integers(5, config.vocab_size, (B, P)), tf.int32),
+        "masked_lm_weights": tf.constant(weights),
+        "next_sentence_labels": tf.constant(rng.integers(0, 2, (B, 1)), tf.int32),
+    }

@@ -90,7 +90,7 @@ def measure(name, precision, jit, steps, rounds):
     B, T, P = SHAPES.get(name, SHAPES["base"])
     B, T, P = (FLAGS.batch_size or B, FLAGS.seq_length or T,
                FLAGS.max_predictions_per_seq or P)
-    batch = precision_cpu.make_batch(config, B, T, P)
+    batch = bench_common.pretraining_batch(config, B, T, P)
     runs = {bench_common.OURS: precision_cpu.ours_run(config, batch, precision, jit)}
     note = None
     if FLAGS.with_tfm:

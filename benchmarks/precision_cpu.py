@@ -29,7 +29,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import bench_common  # noqa: E402
@@ -42,26 +41,6 @@ from albert_tf.pretraining import (PretrainingSettings, build_pretraining_model,
 PRECISIONS = ("none", "bf16", "fp16")
 LABELS = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}
 TFM_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
-
-def make_batch(config, batch_size, seq_length, predictions):
-    """A pretraining batch in the original feature names: padded rows, unused predictions."""
-    rng = np.random.default_rng(0)
-    B, T, P = batch_size, seq_length, predictions
-    mask = np.ones((B, T), np.int32)
-    mask[B // 2:, T * 3 // 4:] = 0
-    positions = np.sort(rng.choice(np.arange(1, T * 3 // 4), size=(B, P)), axis=1)
-    weights = np.ones((B, P), np.float32)
-    weights[:, P * 3 // 4:] = 0.0
-    return {
-        "input_ids": tf.constant(rng.integers(5, config.vocab_size, (B, T)), tf.int32),
-        "input_mask": tf.constant(mask),
-        "segment_ids": tf.constant((np.arange(T) >= T // 2).astype(np.int32)[None].repeat(B, 0)),
-        "masked_lm_positions": tf.constant(positions.astype(np.int32)),
-        "masked_lm_ids": tf.constant(rng.integers(5, config.vocab_size, (B, P)), tf.int32),
-        "masked_lm_weights": tf.constant(weights),
-        "next_sentence_labels": tf.constant(rng.integers(0, 2, (B, 1)), tf.int32),
-    }
 
 
 @contextlib.contextmanager
@@ -191,7 +170,7 @@ def main(_):
     # Dropout off: every precision computes the same function.
     config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
     B, T, P = FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq
-    batch = make_batch(config, B, T, P)
+    batch = bench_common.pretraining_batch(config, B, T, P)
     flops = pretraining_flops_per_example(config, T, P)
     precisions = [p.strip() for p in FLAGS.precisions]
     unknown = sorted(set(precisions) - set(PRECISIONS))
