@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_tf.config import AlbertConfig
+from albert_tf.optimization import ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY
 
 OURS, THEIRS = "albert_tf", "tf-models-official"
 
@@ -127,3 +128,73 @@ def pretraining_batch(config, batch_size, seq_length, predictions):
         "masked_lm_weights": tf.constant(weights),
         "next_sentence_labels": tf.constant(rng.integers(0, 2, (B, 1)), tf.int32),
     }
+
+
+# tf_keras' policy of each --mixed_precision value.
+TFM_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def default_device():
+    return "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+
+
+def tfm_pretraining_run(config, batch, jit, precision="none"):
+    """run(n): n steps of tf-models-official's ALBERT pretrainer under `precision`
+    (a --mixed_precision value).
+
+    `networks.AlbertEncoder` + `models.BertPretrainerV2` (its masked-LM head) + a 2-way
+    sentence-order layer on the pooled output, losses in float32 as the original, global-norm
+    clipping at 1.0 and its LAMB (weight decay 0.01, the original exclusions); fp16 scales the
+    loss with tf_keras' dynamic `LossScaleOptimizer`. With XLA the whole step is compiled.
+    """
+    import tf_keras
+    from official.modeling import tf_utils
+    from official.modeling.optimization import lamb
+    from official.nlp.modeling import models
+
+    previous = tf_keras.mixed_precision.global_policy()
+    tf_keras.mixed_precision.set_global_policy(TFM_POLICIES[precision])
+    try:
+        with tf.device(default_device()):
+            initializer = tfm_initializer(config)
+            encoder = tfm_encoder(config)
+            pretrainer = models.BertPretrainerV2(
+                encoder, mlm_activation=tf_utils.get_activation(config.hidden_act),
+                mlm_initializer=initializer)
+            sentence_order = tf_keras.layers.Dense(2, kernel_initializer=initializer,
+                                                   name="seq_relationship")
+            sentence_order.build((None, config.hidden_size))
+            optimizer = lamb.LAMB(
+                learning_rate=1e-4, weight_decay_rate=0.01, epsilon=1e-6,
+                exclude_from_weight_decay=list(ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY))
+            if precision == "fp16":
+                optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
+            inputs = {**tfm_inputs(batch),
+                      "masked_lm_positions": batch["masked_lm_positions"]}
+            pretrainer(inputs)
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous)
+    variables = pretrainer.trainable_variables + sentence_order.trainable_variables
+
+    def step(features):
+        with tf.GradientTape() as tape:
+            outputs = pretrainer(features, training=True)
+            log_probs = tf.nn.log_softmax(tf.cast(outputs["mlm_logits"], tf.float32), -1)
+            ids, weights = batch["masked_lm_ids"], batch["masked_lm_weights"]
+            nll = -tf.reduce_sum(tf.one_hot(ids, config.vocab_size) * log_probs, -1)
+            mlm = tf.reduce_sum(weights * nll) / (tf.reduce_sum(weights) + 1e-5)
+            sop_logits = tf.cast(sentence_order(outputs["pooled_output"]), tf.float32)
+            labels = tf.reshape(batch["next_sentence_labels"], [-1])
+            sop = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=sop_logits))
+            loss = mlm + sop
+            scaled = optimizer.get_scaled_loss(loss) if precision == "fp16" else loss
+        grads = tape.gradient(scaled, variables)
+        if precision == "fp16":
+            grads = optimizer.get_unscaled_gradients(grads)
+        grads, _ = tf.clip_by_global_norm(grads, 1.0)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    with tf.device(default_device()):
+        return repeated(step, inputs, jit)

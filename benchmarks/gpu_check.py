@@ -2,7 +2,7 @@
 
 For each configuration (model size x precision x XLA) both sides run the same pretraining
 step on the same batch, in one process (see benchmarks/precision_cpu.py: `ours_run` is the
-step run_pretraining.py builds, `theirs_run` tf-models-official's ALBERT pretrainer and
+step run_pretraining.py builds, `bench_common.tfm_pretraining_run` tf-models-official's ALBERT pretrainer and
 LAMB), timed in alternating rounds; the script prints examples/s, model FLOPs utilisation
 (`albert_tf.training.peak_flops_per_second`: the dense tensor-core peak for bf16/fp16, the
 TF32 peak for float32 on Ampere and later, where TensorFlow uses TF32 by default) and the
@@ -96,7 +96,7 @@ def measure(name, precision, jit, steps, rounds):
     if FLAGS.with_tfm:
         # Their failure (e.g. a step XLA cannot compile) still leaves ours measured.
         try:
-            theirs = precision_cpu.theirs_run(config, batch, precision, jit)
+            theirs = bench_common.tfm_pretraining_run(config, batch, jit, precision)
             theirs(1)
             runs[bench_common.THEIRS] = theirs
         except Exception as error:  # noqa: BLE001

@@ -16,7 +16,7 @@ fp32 3.84, bf16 1.72 (0.45x), fp16 0.53 ex/s (0.14x); with XLA fp32 2.80, bf16 2
 fp16 2.62 ex/s (0.93x). On GPUs and TPUs bf16 / fp16 use
 the tensor cores (see benchmarks/gpu_check.sh).
 
-`ours_run` and `theirs_run` (tf-models-official's ALBERT pretrainer and its LAMB under the
+`ours_run` and `bench_common.tfm_pretraining_run` (tf-models-official's ALBERT pretrainer and its LAMB under the
 same precision; `--with_tfm` times it too) are shared with benchmarks/gpu_check.py.
 
     .venv/bin/python benchmarks/precision_cpu.py --config=cpu_small --batch_size=8 \
@@ -33,14 +33,12 @@ import tensorflow as tf  # noqa: E402
 
 import bench_common  # noqa: E402
 from albert_tf import training  # noqa: E402
-from albert_tf.optimization import ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY  # noqa: E402
 from albert_tf.pretraining import (PretrainingSettings, build_pretraining_model,  # noqa: E402
                                    pretraining_batch_stats, pretraining_flops_per_example,
                                    pretraining_loss)
 
 PRECISIONS = ("none", "bf16", "fp16")
 LABELS = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}
-TFM_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 @contextlib.contextmanager
@@ -54,16 +52,12 @@ def keras_policy(precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def default_device():
-    return "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
-
-
 def ours_run(config, batch, precision, jit):
     """run(n): n pretraining steps of albert_tf as run_pretraining.py builds them."""
     settings = PretrainingSettings(input_file="unused", output_dir="unused",
                                    learning_rate=1e-4, num_train_steps=100000,
                                    num_warmup_steps=0, mixed_precision=precision)
-    strategy = tf.distribute.OneDeviceStrategy(default_device())
+    strategy = tf.distribute.OneDeviceStrategy(bench_common.default_device())
     with keras_policy(precision):
         model, optimizer = build_pretraining_model(config, settings, strategy)
     trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
@@ -77,70 +71,9 @@ def ours_run(config, batch, precision, jit):
     return run
 
 
-def theirs_run(config, batch, precision, jit):
-    """run(n): n steps of tf-models-official's ALBERT pretrainer under the same precision.
-
-    `networks.AlbertEncoder` + `models.BertPretrainerV2` (its masked-LM head) + a 2-way
-    sentence-order layer on the pooled output, losses in float32 as the original, global-norm
-    clipping at 1.0 and its LAMB (weight decay 0.01, the original exclusions); fp16 scales the
-    loss with tf_keras' dynamic `LossScaleOptimizer`. With XLA the whole step is compiled.
-    """
-    import tf_keras
-    from official.modeling import tf_utils
-    from official.modeling.optimization import lamb
-    from official.nlp.modeling import models
-
-    previous = tf_keras.mixed_precision.global_policy()
-    tf_keras.mixed_precision.set_global_policy(TFM_POLICIES[precision])
-    try:
-        with tf.device(default_device()):
-            initializer = bench_common.tfm_initializer(config)
-            encoder = bench_common.tfm_encoder(config)
-            pretrainer = models.BertPretrainerV2(
-                encoder, mlm_activation=tf_utils.get_activation(config.hidden_act),
-                mlm_initializer=initializer)
-            sentence_order = tf_keras.layers.Dense(2, kernel_initializer=initializer,
-                                                   name="seq_relationship")
-            sentence_order.build((None, config.hidden_size))
-            optimizer = lamb.LAMB(
-                learning_rate=1e-4, weight_decay_rate=0.01, epsilon=1e-6,
-                exclude_from_weight_decay=list(ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY))
-            if precision == "fp16":
-                optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
-            inputs = {**bench_common.tfm_inputs(batch),
-                      "masked_lm_positions": batch["masked_lm_positions"]}
-            pretrainer(inputs)
-    finally:
-        tf_keras.mixed_precision.set_global_policy(previous)
-    variables = pretrainer.trainable_variables + sentence_order.trainable_variables
-
-    def step(features):
-        with tf.GradientTape() as tape:
-            outputs = pretrainer(features, training=True)
-            log_probs = tf.nn.log_softmax(tf.cast(outputs["mlm_logits"], tf.float32), -1)
-            ids, weights = batch["masked_lm_ids"], batch["masked_lm_weights"]
-            nll = -tf.reduce_sum(tf.one_hot(ids, config.vocab_size) * log_probs, -1)
-            mlm = tf.reduce_sum(weights * nll) / (tf.reduce_sum(weights) + 1e-5)
-            sop_logits = tf.cast(sentence_order(outputs["pooled_output"]), tf.float32)
-            labels = tf.reshape(batch["next_sentence_labels"], [-1])
-            sop = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=sop_logits))
-            loss = mlm + sop
-            scaled = optimizer.get_scaled_loss(loss) if precision == "fp16" else loss
-        grads = tape.gradient(scaled, variables)
-        if precision == "fp16":
-            grads = optimizer.get_unscaled_gradients(grads)
-        grads, _ = tf.clip_by_global_norm(grads, 1.0)
-        optimizer.apply_gradients(zip(grads, variables))
-        return loss
-
-    with tf.device(default_device()):
-        return bench_common.repeated(step, inputs, jit)
-
-
 def peak_flops(precision, peak_tflops=None):
     """(peak FLOP/s of the default device for this precision, description) or (None, why)."""
-    strategy = tf.distribute.OneDeviceStrategy(default_device())
+    strategy = tf.distribute.OneDeviceStrategy(bench_common.default_device())
     return training.peak_flops_per_second(strategy, precision, peak_tflops)
 
 
@@ -185,7 +118,7 @@ def main(_):
         for precision in precisions:
             runs[precision] = ours_run(config, batch, precision, jit)
             if FLAGS.with_tfm:
-                runs["tfm " + precision] = theirs_run(config, batch, precision, jit)
+                runs["tfm " + precision] = bench_common.tfm_pretraining_run(config, batch, jit, precision)
         second = "bf16" if "bf16" in precisions else precisions[-1]
         medians, ratios = bench_common.compare(runs, B, FLAGS.steps, FLAGS.rounds,
                                                ratio=(second, "none"))

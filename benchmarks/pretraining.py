@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 import bench_common  # noqa: E402
 from albert_tf import training  # noqa: E402
 from albert_tf.heads import AlbertPretrainer  # noqa: E402
-from albert_tf.optimization import ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY, create_optimizer  # noqa
+from albert_tf.optimization import create_optimizer  # noqa
 from albert_tf.pretraining import (pretraining_batch_stats, pretraining_flops_per_example,  # noqa
                                    pretraining_loss)
 
@@ -61,48 +61,6 @@ def ours(config, batch, jit):
     return lambda n: trainer.train(iterator, n)
 
 
-def theirs(config, batch, jit):
-    """(run(n) -> None) for tf-models-official's ALBERT pretrainer with its LAMB."""
-    import tf_keras
-    from official.modeling import tf_utils
-    from official.modeling.optimization import lamb
-    from official.nlp.modeling import models
-
-    initializer = bench_common.tfm_initializer(config)
-    encoder = bench_common.tfm_encoder(config)
-    pretrainer = models.BertPretrainerV2(
-        encoder, mlm_activation=tf_utils.get_activation(config.hidden_act),
-        mlm_initializer=initializer)
-    sentence_order = tf_keras.layers.Dense(2, kernel_initializer=initializer,
-                                           name="seq_relationship")
-    sentence_order.build((None, config.hidden_size))
-    optimizer = lamb.LAMB(learning_rate=1e-4, weight_decay_rate=0.01, epsilon=1e-6,
-                          exclude_from_weight_decay=list(ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY))
-    inputs = {**bench_common.tfm_inputs(batch),
-              "masked_lm_positions": batch["masked_lm_positions"]}
-    pretrainer(inputs)
-    variables = pretrainer.trainable_variables + sentence_order.trainable_variables
-
-    def step(features):
-        with tf.GradientTape() as tape:
-            outputs = pretrainer(features, training=True)
-            log_probs = tf.nn.log_softmax(tf.cast(outputs["mlm_logits"], tf.float32), -1)
-            ids, weights = batch["masked_lm_ids"], batch["masked_lm_weights"]
-            nll = -tf.reduce_sum(tf.one_hot(ids, config.vocab_size) * log_probs, -1)
-            mlm = tf.reduce_sum(weights * nll) / (tf.reduce_sum(weights) + 1e-5)
-            sop_logits = sentence_order(outputs["pooled_output"])
-            labels = tf.reshape(batch["next_sentence_labels"], [-1])
-            sop = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=sop_logits))
-            loss = mlm + sop
-        grads, _ = tf.clip_by_global_norm(tape.gradient(loss, variables), 1.0)
-        optimizer.apply_gradients(zip(grads, variables))
-        return loss
-
-    return bench_common.repeated(step, inputs, jit)
-
-
-
 def main(_):
     config = bench_common.load_config(FLAGS.config)
     # Dropout off on both sides: the same computation.
@@ -118,7 +76,7 @@ def main(_):
           + (f"{peak / 1e12:.3f} TFLOP/s ({peak_source})" if peak else peak_source))
     for jit in [j.strip().lower() == "true" for j in FLAGS.jit]:
         runs = {bench_common.OURS: ours(config, batch, jit),
-                bench_common.THEIRS: theirs(config, batch, jit)}
+                bench_common.THEIRS: bench_common.tfm_pretraining_run(config, batch, jit)}
         medians, ratios = bench_common.compare(runs, B, FLAGS.steps)
         mfu = (f"{100 * medians[bench_common.OURS] * flops / peak:.1f}%" if peak else "n/a")
         bench_common.print_comparison("train step", jit, medians, ratios,
