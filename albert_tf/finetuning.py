@@ -52,8 +52,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from albert_tf import bucketing
 from albert_tf import checkpoints as checkpoints_lib
 from albert_tf import files
+from albert_tf import heads
 from albert_tf import optimization
 from albert_tf import training
 
@@ -83,6 +85,9 @@ class FinetuningSettings:
       gradient_accumulation_steps, bias_correction, log_steps, seed, peak_tflops (for MFU),
       eval_wait_seconds (how long `evaluate_checkpoints` waits for a new checkpoint of a
       training run still going on, before it stops with what it has).
+      length_buckets (lengths a batch is cut to below max_seq_length; () keeps every batch
+      at max_seq_length) and group_by_length (training batches of one bucket each): see
+      `albert_tf.bucketing`.
     """
 
     output_dir: str
@@ -107,6 +112,8 @@ class FinetuningSettings:
     seed: int = None
     peak_tflops: float = None
     eval_wait_seconds: float = 0.0
+    length_buckets: tuple = (64, 128, 256)
+    group_by_length: bool = True
 
 
 @dataclasses.dataclass
@@ -611,14 +618,16 @@ class FineTuner:
         Args:
           dataset: an unbatched `tf.data.Dataset` of feature dicts with fully defined shapes.
           output_fn: `output_fn(model, batch) -> dict` of tensors [B, ...] (default: the
-            model's outputs in inference mode).
+            model's head outputs in inference mode, `heads.head_outputs`).
           batch_size: global batch (default `predict_batch_size`).
           keep: feature names copied from the input to the outputs (e.g. labels, ids).
           num_examples: the dataset's size, if known (else it is counted).
 
-        Returns {name: np.ndarray [N, ...]} in dataset order. The dataset is padded to
-        whole batches with all-zero examples that are dropped from the outputs (the
-        original's `PaddingInputExample`), so every step has the same shape (TPUs, XLA).
+        Returns {name: np.ndarray [N, ...]} in dataset order. Examples run in batches of
+        one length bucket each (`settings.length_buckets`, see `albert_tf.bucketing`), cut
+        to that bucket; each bucket is padded to whole batches with all-zero examples that
+        are dropped from the outputs (the original's `PaddingInputExample`), so there is one
+        static step shape per bucket (TPUs, XLA).
         """
         strategy = self.strategy
         batch_size = batch_size or self.settings.predict_batch_size
@@ -633,23 +642,29 @@ class FineTuner:
                                                   lambda n, _: n + 1))
         if num_examples == 0:
             raise ValueError("predict() got an empty dataset.")
-        steps = -(-num_examples // batch_size)
-        full = _padded_with_index(dataset, steps * batch_size - num_examples)
-
-        def dataset_fn(context):
-            d = full
-            if context.num_input_pipelines > 1:
-                d = d.shard(context.num_input_pipelines, context.input_pipeline_id)
-            # Repeated so that prefetching past the last step is not an end-of-input error;
-            # exactly `steps` batches are taken.
-            return d.batch(context.get_per_replica_batch_size(batch_size),
-                           drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
-
-        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+        indexed = _padded_with_index(dataset, 0)
+        # One part per length bucket, each in whole batches of one static shape.
+        buckets = bucketing.bucket_lengths(
+            indexed.element_spec["input_mask"].shape[-1],
+            self.settings.length_buckets)
+        parts = bucketing.prediction_parts(
+            indexed, batch_size, buckets, bucketing.padding_example(indexed.element_spec),
+            num_examples)
         step_fn = self._predict_step(output_fn, tuple(keep))
-        chunks = [step_fn(iterator) for _ in range(steps)]
-        arrays = {name: np.concatenate([c[name].numpy() for c in chunks])
-                  for name in chunks[0]}
+        chunks = []
+        for _, steps, part in parts:
+            def dataset_fn(context, d=part):
+                if context.num_input_pipelines > 1:
+                    d = d.shard(context.num_input_pipelines, context.input_pipeline_id)
+                # Repeated so that prefetching past the last step is not an end-of-input
+                # error; exactly `steps` batches are taken.
+                return d.batch(context.get_per_replica_batch_size(batch_size),
+                               drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
+
+            iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+            chunks += [{name: value.numpy() for name, value in step_fn(iterator).items()}
+                       for _ in range(steps)]
+        arrays = bucketing.concatenate_outputs(chunks)
         index = arrays.pop("_example_index")
         real = index >= 0
         index = index[real]
@@ -664,7 +679,9 @@ class FineTuner:
         if key not in self._predict_steps:
             def model_outputs(batch):
                 if output_fn is None:
-                    return dict(self.model(batch, training=False))
+                    # The head's outputs only: the encoder's [B, S, H] states are not
+                    # gathered over the dataset.
+                    return heads.head_outputs(self.model(batch, training=False))
                 return dict(output_fn(self.model, batch))
 
             if self.settings.jit_compile:
