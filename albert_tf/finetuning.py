@@ -58,62 +58,10 @@ from albert_tf import files
 from albert_tf import heads
 from albert_tf import optimization
 from albert_tf import training
+from albert_tf.settings import FinetuningSettings  # noqa: F401 (re-exported)
 
 BEST_PREFIX = "model.ckpt-best"
 _SNAPSHOT_RE = re.compile(r"^model\.ckpt-(\d+)\.index$")
-
-
-@dataclasses.dataclass
-class FinetuningSettings:
-    """The fine-tuning scripts' flags; defaults are the original run_classifier.py's.
-
-    Attributes:
-      output_dir: checkpoints, results, summaries.
-      init_checkpoint: original-format checkpoint to warm-start from (None: random init).
-      max_seq_length: tokens per example (for tokens/s and MFU in the progress lines).
-      train_batch_size, eval_batch_size, predict_batch_size: global batch sizes.
-      learning_rate: peak learning rate.
-      train_step: number of updates; the learning rate decays linearly to 0 there.
-      warmup_step: linear warm-up steps (0: none).
-      save_checkpoints_steps: checkpoint (and evaluation) period.
-      keep_checkpoint_max: resumable training checkpoints kept (the original's flag, which
-        it ignored; every evaluated checkpoint is still evaluated here).
-      iterations_per_loop: train steps per call into the compiled loop.
-      optimizer: "adamw" (the original fine-tuning default) or "lamb".
-      New relative to the original: use_one_hot_embeddings (the original ties it to
-      --use_tpu), mixed_precision ("none", "bf16", "fp16"), jit_compile,
-      gradient_accumulation_steps, bias_correction, log_steps, seed, peak_tflops (for MFU),
-      eval_wait_seconds (how long `evaluate_checkpoints` waits for a new checkpoint of a
-      training run still going on, before it stops with what it has).
-      length_buckets (lengths a batch is cut to below max_seq_length; () keeps every batch
-      at max_seq_length) and group_by_length (training batches of one bucket each): see
-      `albert_tf.bucketing`.
-    """
-
-    output_dir: str
-    init_checkpoint: str = None
-    max_seq_length: int = 512
-    train_batch_size: int = 32
-    eval_batch_size: int = 8
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    train_step: int = 1000
-    warmup_step: int = 0
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int = 5
-    iterations_per_loop: int = 1000
-    optimizer: str = "adamw"
-    use_one_hot_embeddings: bool = False
-    mixed_precision: str = "none"
-    jit_compile: bool = False
-    gradient_accumulation_steps: int = 1
-    bias_correction: bool = False
-    log_steps: int = 100
-    seed: int = None
-    peak_tflops: float = None
-    eval_wait_seconds: float = 0.0
-    length_buckets: tuple = (64, 128, 256)
-    group_by_length: bool = True
 
 
 @dataclasses.dataclass

@@ -18,7 +18,6 @@ Files in `output_dir`:
     summaries/train, summaries/eval    TensorBoard scalars
 """
 
-import dataclasses
 import time
 
 from absl import logging
@@ -33,54 +32,7 @@ from albert_tf import training
 from albert_tf.config import AlbertConfig
 from albert_tf.heads import AlbertPretrainer, pretraining_losses
 from albert_tf.modeling import AlbertModel
-
-
-@dataclasses.dataclass
-class PretrainingSettings:
-    """What run_pretraining.py's flags say; defaults are the original flags' defaults.
-
-    New relative to the original: `mixed_precision` ("none", "bf16", "fp16"), `jit_compile`
-    and `jit_scope` ("gradients" or "step", see `training.Trainer`),
-    `gradient_accumulation_steps` (each update's global batch `train_batch_size` is split
-    into this many micro-batches per replica), `bias_correction`, `log_steps`,
-    `export_original_every`, `seed` (weights and input order; None: random, as the
-    original), `peak_tflops` (for MFU), `use_one_hot_embeddings` (the original ties it to
-    `--use_tpu`), `eval_poll_seconds` (an eval-only run waits this long between looks for a
-    new checkpoint).
-    """
-
-    input_file: str
-    output_dir: str
-    init_checkpoint: str = None
-    max_seq_length: int = 512
-    max_predictions_per_seq: int = 20
-    do_train: bool = True
-    do_eval: bool = False
-    train_batch_size: int = 4096
-    eval_batch_size: int = 64
-    optimizer: str = "lamb"
-    learning_rate: float = 0.00176
-    poly_power: float = 1.0
-    num_train_steps: int = 125000
-    num_warmup_steps: int = 3125
-    start_warmup_step: int = 0
-    save_checkpoints_steps: int = 5000
-    keep_checkpoint_max: int = 5
-    iterations_per_loop: int = 1000
-    max_eval_steps: int = 100
-    init_from_group0: bool = False
-    masked_lm_budget: float = 0.0
-    use_one_hot_embeddings: bool = False
-    mixed_precision: str = "none"
-    jit_compile: bool = False
-    jit_scope: str = training.DEFAULT_JIT_SCOPE
-    gradient_accumulation_steps: int = 1
-    bias_correction: bool = False
-    log_steps: int = 100
-    export_original_every: int = 0
-    seed: int = None
-    peak_tflops: float = None
-    eval_poll_seconds: float = 60.0
+from albert_tf.settings import PretrainingSettings  # noqa: F401 (re-exported)
 
 
 # === Losses and metrics =================================================================

@@ -43,6 +43,7 @@ from albert_tf import files
 from albert_tf import finetuning
 from albert_tf import tokenization
 from albert_tf import training
+from albert_tf.settings import ClassifierSettings  # noqa: F401 (re-exported)
 from albert_tf.tasks import TaskDataError
 
 # =========================================================================================
@@ -759,40 +760,6 @@ def export_classifier(model, export_dir, spm_model_file, do_lower_case, max_seq_
 # =========================================================================================
 # The run
 # =========================================================================================
-
-
-@dataclasses.dataclass
-class ClassifierSettings:
-    """run_classifier.py's task and data flags (the loop's are `FinetuningSettings`).
-
-    Attributes:
-      task_name: a key of `TASKS` (case-insensitive) or "tsv".
-      data_dir: the GLUE root (tsv: the folder of train.tsv, dev.tsv, test.tsv).
-      spm_model_file, vocab_file, do_lower_case: the tokenizer (SentencePiece, else
-        WordPiece).
-      cached_dir: where converted features are cached (default: output_dir).
-      do_train, do_eval, do_predict: the phases.
-      export_dir: export a raw-text SavedModel of the best checkpoint there.
-      threshold_to_export: if not NaN, a constant `threshold` output of the export.
-      text_a_column, text_b_column, label_column, labels, tsv_header: the tsv task's layout.
-    """
-
-    task_name: str
-    data_dir: str
-    spm_model_file: str = None
-    vocab_file: str = None
-    do_lower_case: bool = True
-    cached_dir: str = None
-    do_train: bool = False
-    do_eval: bool = False
-    do_predict: bool = False
-    export_dir: str = None
-    threshold_to_export: float = float("nan")
-    text_a_column: str = "0"
-    text_b_column: str = None
-    label_column: str = "1"
-    labels: tuple = None
-    tsv_header: bool = True
 
 
 def task_from_settings(classifier):

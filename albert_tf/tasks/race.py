@@ -45,6 +45,7 @@ from albert_tf import files
 from albert_tf import finetuning
 from albert_tf import tokenization
 from albert_tf import training
+from albert_tf.settings import RaceSettings  # noqa: F401 (re-exported)
 from albert_tf.tasks import TaskDataError
 
 LEVELS = ("middle", "high")      # the original reads middle school first
@@ -678,51 +679,6 @@ def write_results(path, results, title=None, best=None):
 # =========================================================================================
 # The run
 # =========================================================================================
-
-
-@dataclasses.dataclass
-class RaceSettings:
-    """run_race.py's task and data flags (the loop's are `finetuning.FinetuningSettings`,
-    whose `max_seq_length` is the length of each of the four sequences).
-
-    Attributes:
-      data_dir: the folder holding `RACE/`.
-      spm_model_file, vocab_file, do_lower_case: the tokenizer (SentencePiece, else
-        WordPiece).
-      max_qa_length: pieces kept of question + option (its last ones).
-      dropout_prob: dropout on the pooled output in the head, in training.
-      high_only, middle_only: read one level only.
-      do_train, do_eval, do_predict: the phases (original defaults: train and eval).
-      train_file, eval_file, predict_file: explicit feature-file paths (built if missing);
-        None: keyed files in `cache_dir`.
-      cache_dir: where keyed feature files go (default: the output directory).
-      skip_bad_examples: skip bad questions/articles (counted, logged) instead of stopping.
-    """
-
-    data_dir: str
-    spm_model_file: str = None
-    vocab_file: str = None
-    do_lower_case: bool = True
-    max_qa_length: int = 128
-    dropout_prob: float = 0.1
-    high_only: bool = False
-    middle_only: bool = False
-    do_train: bool = True
-    do_eval: bool = True
-    do_predict: bool = False
-    train_file: str = None
-    eval_file: str = None
-    predict_file: str = None
-    cache_dir: str = None
-    skip_bad_examples: bool = False
-
-    @property
-    def levels(self):
-        if self.high_only:
-            return ("high",)
-        if self.middle_only:
-            return ("middle",)
-        return LEVELS
 
 
 def _check(config, settings, race):

@@ -34,54 +34,11 @@ from albert_tf import files
 from albert_tf import finetuning
 from albert_tf import tokenization
 from albert_tf import training
+from albert_tf.settings import SquadSettings  # noqa: F401 (re-exported)
 from albert_tf.tasks import squad
 from albert_tf.tasks import squad_postprocess as post
 
 VERSIONS = ("1.1", "2.0")
-
-
-@dataclasses.dataclass
-class SquadSettings:
-    """run_squad's task and data flags (the loop's are `finetuning.FinetuningSettings`).
-
-    Attributes:
-      squad_version: "1.1" (span head, run_squad_v1.py) or "2.0" (beam + answerability
-        head, run_squad_v2.py).
-      train_file, predict_file: SQuAD JSON files.
-      train_feature_file: TFRecord cache of the training features (built if missing).
-      predict_feature_file, predict_feature_left_file: caches of the prediction features
-        (TFRecord, and the pickle post-processing reads); built if either is missing.
-      spm_model_file, do_lower_case: the SentencePiece tokenizer (SQuAD needs one).
-      doc_stride, max_query_length: windows and question length (pieces).
-      do_train, do_predict: the phases.
-      num_train_epochs, warmup_proportion: give the step counts (from the question count).
-      n_best_size, max_answer_length: post-processing.
-      start_n_top, end_n_top, dropout_prob: the v2.0 head's beam sizes and dropout.
-    """
-
-    squad_version: str = "1.1"
-    train_file: str = None
-    predict_file: str = None
-    train_feature_file: str = None
-    predict_feature_file: str = None
-    predict_feature_left_file: str = None
-    spm_model_file: str = None
-    do_lower_case: bool = True
-    doc_stride: int = 128
-    max_query_length: int = 64
-    do_train: bool = False
-    do_predict: bool = False
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
-    n_best_size: int = 20
-    max_answer_length: int = 30
-    start_n_top: int = 5
-    end_n_top: int = 5
-    dropout_prob: float = 0.1
-
-    @property
-    def is_v2(self):
-        return self.squad_version == "2.0"
 
 
 def train_steps(num_questions, train_batch_size, num_train_epochs, warmup_proportion):
