@@ -226,6 +226,54 @@ def _copy_as_best(prefix, lines):
     return target
 
 
+# === Evaluation of given weights ========================================================
+
+def evaluate_pretraining(model, input_files, settings, strategy=None, global_step=0):
+    """The original's pretraining eval metrics of `model`'s current weights.
+
+    Evaluates exactly as the eval loop of `run_pretraining` does: `settings.max_eval_steps`
+    batches of `settings.eval_batch_size` records (`max_seq_length`,
+    `max_predictions_per_seq` as written), read in order from the start of `input_files`
+    and repeated if they hold fewer records (so every metric is over exactly
+    `max_eval_steps * eval_batch_size` examples).
+
+    Args:
+      model: an `AlbertPretrainer` (built in `strategy`'s scope when one is given).
+      input_files: TFRecord paths, or comma-separated glob patterns (`--input_file`).
+      settings: `PretrainingSettings` (only the eval fields above are read).
+      strategy: a `tf.distribute.Strategy` (default: one device); `eval_batch_size` must
+        be divisible by its replicas.
+      global_step: reported as `global_step`.
+
+    Returns {"global_step": int, "loss", "masked_lm_accuracy", "masked_lm_loss",
+    "sentence_order_accuracy", "sentence_order_loss": float}, the eval_results.txt keys.
+
+    Raises:
+      InputDataError: a pattern that matches no file, or records of another shape.
+      SettingsError: an eval batch not divisible by the replicas, or max_eval_steps <= 0.
+    """
+    strategy = strategy or training.create_strategy("one_device")
+    if isinstance(input_files, str):
+        input_files = input_lib.resolve_input_files(input_files)
+    replicas = strategy.num_replicas_in_sync
+    if settings.eval_batch_size % replicas or settings.max_eval_steps <= 0:
+        raise training.SettingsError(
+            f"--eval_batch_size={settings.eval_batch_size} must be divisible by {replicas} "
+            f"replica(s) and --max_eval_steps ({settings.max_eval_steps}) > 0.")
+    input_lib.check_record_schema(input_files, settings.max_seq_length,
+                                  settings.max_predictions_per_seq)
+    evaluator = training.Trainer(strategy, model, None, None, None)
+    return _evaluate_weights(evaluator, input_files, settings, strategy, global_step)
+
+
+def _evaluate_weights(trainer, input_files, s, strategy, step):
+    # The original evaluates on the training files, read in order from their start.
+    iterator = _input(strategy, input_files, s, is_training=False)
+    sums = trainer.evaluate(iterator, s.max_eval_steps, pretraining_eval_sums,
+                            _eval_step_loss)
+    return pretraining_eval_results(sums, s.max_eval_steps, step)
+
+
 # === The run ============================================================================
 
 def run_pretraining(config, settings, strategy=None):
@@ -392,11 +440,7 @@ def _evaluate(trainer, state, input_files, s, strategy, is_chief, trained_step=N
                 time.sleep(s.eval_poll_seconds)
                 continue
             state.restore(latest)
-        # The original evaluates on the training files, read in order from their start.
-        iterator = _input(strategy, input_files, s, is_training=False)
-        sums = trainer.evaluate(iterator, s.max_eval_steps, pretraining_eval_sums,
-                                _eval_step_loss)
-        results = pretraining_eval_results(sums, s.max_eval_steps, step)
+        results = _evaluate_weights(trainer, input_files, s, strategy, step)
         evaluated = step
         logging.info("Eval at step %d: %s", step, ", ".join(
             f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"

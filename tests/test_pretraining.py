@@ -26,7 +26,7 @@ from albert_tf.checkpoints import CheckpointMismatchError, load_original_checkpo
 from albert_tf.config import AlbertConfig
 from albert_tf.heads import AlbertPretrainer, pretraining_losses
 from albert_tf.optimization import create_optimizer
-from albert_tf.pretraining import (PretrainingSettings, check_pretraining_settings,
+from albert_tf.pretraining import (PretrainingSettings, check_pretraining_settings, evaluate_pretraining,
                                    pretraining_batch_stats, pretraining_loss, run_pretraining)
 from albert_tf.pretraining_data_input import InputDataError, parse_record, pretraining_dataset
 
@@ -315,6 +315,10 @@ def test_eval_reads_max_eval_steps_batches_of_the_training_files_in_order(tmp_pa
     assert results["sentence_order_accuracy"] == pytest.approx(
         np.mean(sop.argmax(-1) == labels), abs=1e-6)
     assert results["sentence_order_loss"] == pytest.approx(np.mean(sop_nll), rel=1e-5)
+    # The same evaluation of given weights, as a library call.
+    again = evaluate_pretraining(model, data, settings, global_step=1)
+    assert again.keys() == results.keys()
+    assert again == pytest.approx(results, rel=1e-6)
 
 
 def test_tpu_flags_map_onto_the_tpu_strategy(monkeypatch):
