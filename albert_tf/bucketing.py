@@ -75,11 +75,14 @@ def bucket_lengths(max_seq_length, buckets=DEFAULT_BUCKETS):
 
     Args:
       max_seq_length: the length the features were written with (int).
-      buckets: candidate lengths (ints); () means no cutting.
+      buckets: candidate lengths (ints; () means no cutting), or a `--length_buckets` flag
+        value (see `parse_buckets`).
 
     Returns a tuple of ints ending with `max_seq_length`, e.g. (64, 128, 256, 512) for 512.
     """
     max_seq_length = int(max_seq_length)
+    if isinstance(buckets, str):
+        buckets = parse_buckets(buckets)
     return tuple(sorted({int(b) for b in buckets if int(b) < max_seq_length})) + (
         max_seq_length,)
 
@@ -207,7 +210,8 @@ def prediction_parts(dataset, batch_size, buckets, padding_example, num_examples
             continue
         part = dataset
         if count is None:
-            count = num_examples if num_examples is not None else int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+            count = (num_examples if num_examples is not None else
+                     int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)))
         else:
             part = dataset.filter(lambda e, i=index: tf.equal(
                 bucket_index(example_length(e), buckets), i))

@@ -2,7 +2,9 @@
 keep the best, predict.
 
 It does what the original fine-tuning scripts do around their `model_fn`, on
-`albert_tf.training` (strategies, the replicated train step, resumable checkpoints, progress):
+`albert_tf.training_loop` (the one training loop: resumable checkpoints on a schedule,
+input position, progress, non-finite stop) and `albert_tf.training` (strategies, the
+replicated train step):
 
 1. Build the task's Keras model in the strategy's scope and warm-start its encoder from an
    original-format checkpoint (`--init_checkpoint`; the head keeps its fresh initialisation).
@@ -11,41 +13,36 @@ It does what the original fine-tuning scripts do around their `model_fn`, on
    loss. Every `save_checkpoints_steps` (and at the end) the training state is saved to
    `output_dir/train_state/` (keeping `keep_checkpoint_max`); a rerun of the same command
    resumes from the last one, at the same step and input position.
-3. Evaluate every saved checkpoint on dev with the task's evaluation callback, write each
-   result to `eval_results.txt` and the best so far to `best_trial.txt`
+3. Evaluate every saved checkpoint: predict the task's dev set (`task.eval_input()`) and
+   score the predictions (`task.metrics(predictions)`), write each result to
+   `eval_results.txt` and the best so far to `best_trial.txt`
    (`global_step:best_step:best_value`), and keep the best weights as the original-format
    checkpoint `model.ckpt-best`, from which prediction and export start. As the original, a
    checkpoint becomes the best only with a strictly greater metric (ties keep the earlier).
 
-How the evaluation is scheduled: with an evaluation callback, `train` evaluates each
+How the evaluation is scheduled: when the task has a dev set, `train` evaluates each
 checkpoint as soon as it is saved, on the weights in memory. Without one (a train-only run,
 as the original run_glue.sh starts), `train` also writes every checkpoint's weights as
 `output_dir/model.ckpt-<step>`, and a later (or concurrent) `evaluate_checkpoints` call
 evaluates them in step order, deletes those that are not the best, and renames the best to
 `model.ckpt-best`, as the original's eval loop does.
 
-A task plugs in with four things (see `albert_tf.tasks.glue.run_classifier` for a complete
-use):
+A task plugs in as an `albert_tf.tasks.base.Task` (see `albert_tf.tasks.glue_task` for a
+complete one):
 
-    tuner = FineTuner(config, settings, build_model=lambda c: AlbertClassifier(c, 3),
-                      strategy=strategy)
+    tuner = FineTuner(config, settings, task.build_model, strategy=strategy)
     tuner.initialize()                        # warm start; a bad --init_checkpoint fails here
-    result = tuner.train(
-        loss_fn,                              # (model, batch, training) -> [B] losses
-        train_input,                          # (batch_size, num_shards, shard_index) -> dataset
-        evaluate_fn=evaluate_fn,              # (tuner) -> {"eval_accuracy": ..., ...}
-        metric_key="eval_accuracy")           # which result picks the best checkpoint
+    result = tuner.train(task)                # task.per_example_loss, train_input, metrics
     tuner.restore_best()                      # model.ckpt-best into tuner.model
-    outputs = tuner.predict(test_dataset, output_fn)   # {name: np.ndarray [N, ...]}
+    outputs = tuner.predict(test_dataset, task.predict_outputs)  # {name: np.ndarray [N, ...]}
 
-`evaluate_fn` usually runs `tuner.predict` on its dev set and computes its metrics from the
-returned arrays (in dataset order) with NumPy / scikit-learn / the official scripts.
+The tuner runs the predictions itself and hands them to `task.metrics`; a task never calls
+back into the tuner.
 """
 
 import dataclasses
 import math
 import re
-import time
 
 from absl import logging
 import keras
@@ -57,8 +54,11 @@ from albert_tf import checkpoints as checkpoints_lib
 from albert_tf import files
 from albert_tf import heads
 from albert_tf import optimization
+from albert_tf import summaries as summaries_lib
 from albert_tf import training
+from albert_tf import training_loop
 from albert_tf.settings import FinetuningSettings  # noqa: F401 (re-exported)
+from albert_tf.summaries import encoder_flops_per_example  # noqa: F401 (re-exported)
 
 BEST_PREFIX = "model.ckpt-best"
 _SNAPSHOT_RE = re.compile(r"^model\.ckpt-(\d+)\.index$")
@@ -84,15 +84,21 @@ class FinetuningResult:
     evaluations: dict = dataclasses.field(default_factory=dict)
 
 
-def encoder_flops_per_example(config, seq_length):
-    """Matmul FLOPs of one training example through the encoder and pooler (3 x forward)."""
-    c = config
-    S, H, E, I = seq_length, c.hidden_size, c.embedding_size, c.intermediate_size
-    forward = 2 * S * E * H if E != H else 0
-    forward += c.num_hidden_layers * c.inner_group_num * (8 * S * H * H + 4 * S * S * H
-                                                           + 4 * S * H * I)
-    forward += 2 * H * H
-    return 3 * forward
+@dataclasses.dataclass
+class PredictInput:
+    """A finite set of examples for `FineTuner.predict`.
+
+    Attributes:
+      dataset: an unbatched `tf.data.Dataset` of feature dicts with fully defined shapes.
+      num_examples: its size, if known (else it is counted).
+      batch_size: the global batch (None: the settings' `eval_batch_size`).
+      keep: feature names copied from the input to the predictions (labels, ids).
+    """
+
+    dataset: object
+    num_examples: int = None
+    batch_size: int = None
+    keep: tuple = ()
 
 
 def resolve_hub_module(handle):
@@ -246,14 +252,9 @@ class FineTuner:
         files.makedirs(settings.output_dir)
         if settings.seed is not None:
             keras.utils.set_random_seed(settings.seed)
-        previous_policy = keras.mixed_precision.global_policy()
-        try:
-            training.set_mixed_precision(settings.mixed_precision)
-            with self.strategy.scope():
-                self.model = build_model(config)
-        finally:
-            # Layers keep the policy they were built with; leave the global one as found.
-            keras.mixed_precision.set_global_policy(previous_policy)
+        # Layers keep the policy they were built with; the global one is left as found.
+        with training_loop.global_policy(settings.mixed_precision), self.strategy.scope():
+            self.model = build_model(config)
         self.optimizer = None
         self._warm_started = False
         self._predict_steps = {}
@@ -311,15 +312,9 @@ class FineTuner:
 
     def _build_optimizer(self):
         s = self.settings
-        with self.strategy.scope():
-            optimizer = optimization.create_optimizer(
-                s.learning_rate, s.train_step, s.warmup_step, optimizer=s.optimizer,
-                bias_correction=s.bias_correction, aggregate_gradients=False)
-            if s.mixed_precision == "fp16":
-                optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-            # A Keras optimizer used inside strategy.run must be built in the scope first.
-            optimizer.build(self.model.trainable_variables)
-        return optimizer
+        return training_loop.build_optimizer(
+            self.strategy, self.model, s.mixed_precision, s.learning_rate, s.train_step,
+            s.warmup_step, optimizer=s.optimizer, bias_correction=s.bias_correction)
 
     # --- Training -----------------------------------------------------------------------
 
@@ -337,30 +332,24 @@ class FineTuner:
                                 jit_compile=s.jit_compile,
                                 gradient_accumulation_steps=s.gradient_accumulation_steps)
 
-    def train(self, loss_fn, train_input, evaluate_fn=None, metric_key=None,
-              flops_per_example=None):
-        """Trains to `train_step`, evaluating each saved checkpoint if `evaluate_fn` is given.
+    def train(self, task):
+        """Trains `task` to `train_step`, evaluating each saved checkpoint on its dev set.
 
         Args:
-          loss_fn: `loss_fn(model, batch, training) -> [B]` float per-example losses of a
-            (per-replica) batch; the training loss is their mean over the global batch.
-          train_input: `train_input(batch_size, num_shards, shard_index) -> tf.data.Dataset`
-            of batches of `batch_size` from input shard `shard_index` of `num_shards`,
-            repeating without end.
-          evaluate_fn: `evaluate_fn(tuner) -> dict` of float metrics of the current
-            weights (runs on every worker; use `tuner.predict`). None: write
-            `model.ckpt-<step>` snapshots for a later `evaluate_checkpoints`.
-          metric_key: the `evaluate_fn` result that picks the best checkpoint.
-          flops_per_example: training FLOPs per example for MFU (default: the encoder's).
+          task: an `albert_tf.tasks.base.Task`: its `per_example_loss(model, batch,
+            training) -> [B]` (the training loss is their mean over the global batch), its
+            `train_input()` (`dataset_fn(batch_size, num_shards, shard_index)`, repeating
+            without end), its `flops_per_example` (for MFU), and for the evaluation its
+            `eval_input()` (a `PredictInput`, or None: write `model.ckpt-<step>` snapshots
+            for a later `evaluate_checkpoints`), `predict_outputs`, `metrics` and
+            `metric_key` (the result that picks the best checkpoint).
 
         Returns a `FinetuningResult`. Rerunning after a crash resumes from the last
         training checkpoint (and first evaluates it if its evaluation was lost); rerunning
-        a finished run returns at once.
+        a finished run returns at once, reading no input.
         """
         s = self.settings
-        if evaluate_fn is not None and not metric_key:
-            raise ValueError("train(evaluate_fn=...) needs the metric_key that ranks "
-                             "checkpoints.")
+        data = task.eval_input()
         self.initialize()
         if self.optimizer is None:
             self.optimizer = self._build_optimizer()
@@ -368,82 +357,40 @@ class FineTuner:
                                              s.keep_checkpoint_max, model=self.model,
                                              weights=NamedWeights(self.model),
                                              optimizer=self.optimizer)
-        record = (EvaluationRecord(s.output_dir, metric_key, write=self.is_chief)
-                  if evaluate_fn is not None else None)
-        result = FinetuningResult(global_step=0, metric_key=metric_key)
+        record = (EvaluationRecord(s.output_dir, task.metric_key, write=self.is_chief)
+                  if data is not None else None)
+        result = FinetuningResult(global_step=0, metric_key=task.metric_key)
+        summaries = summaries_lib.SummaryWriters(s.output_dir, write=self.is_chief)
 
-        latest = state.latest()
-        if latest is not None and state.step_of(latest) >= s.train_step:
-            step = state.restore(latest)
-            logging.info("Training already finished: %s is at step %d (--train_step=%d).",
-                         latest, step, s.train_step)
-            self._after_checkpoint(step, evaluate_fn, record, result)
-            return self._finish(result, step, record)
+        def after_checkpoint(step):
+            self._after_checkpoint(step, task, data, record, result, summaries)
 
-        iterator = training.make_input_iterator(self.strategy, train_input, s.train_batch_size)
-        state.track_iterator(iterator)
-        step = state.restore()
-        if step is None:
-            step = 0
-            if record is not None:
-                record.reset()
-        else:
-            logging.info("Resuming from %s at step %d.", state.latest(), step)
-            self._after_checkpoint(step, evaluate_fn, record, result)
-
-        trainer = self.make_trainer(loss_fn)
-        writer = (tf.summary.create_file_writer(files.join(s.output_dir, "summaries", "train"))
-                  if self.is_chief else None)
-        peak, peak_source = training.peak_flops_per_second(self.strategy, s.mixed_precision,
-                                                           s.peak_tflops)
-        flops = flops_per_example or encoder_flops_per_example(self.config, s.max_seq_length)
-        progress = training.ProgressMeter(s.train_step, s.train_batch_size, s.max_seq_length,
-                                          flops, peak, writer)
-        logging.info("Fine-tuning steps %d to %d: global batch %d on %d replica(s), learning "
-                     "rate %g (%s, %d warm-up steps), checkpoint every %d steps; peak %s.",
-                     step, s.train_step, s.train_batch_size,
-                     self.strategy.num_replicas_in_sync, s.learning_rate, s.optimizer,
-                     s.warmup_step, s.save_checkpoints_steps,
-                     f"{peak / 1e12:.2f} TFLOP/s ({peak_source})" if peak else peak_source)
-
-        def next_multiple(every):
-            return (step // every + 1) * every
-
-        progress.start(step)
-        window = []
-        while step < s.train_step:
-            stop = min(step + s.iterations_per_loop, s.train_step,
-                       next_multiple(s.save_checkpoints_steps), next_multiple(s.log_steps))
-            try:
-                means = trainer.train(iterator, stop - step)
-            except training.NonFiniteLossError as error:
-                latest = state.latest()
-                raise training.NonFiniteLossError(
-                    f"{error} Nothing was saved after the last checkpoint ({latest or 'none'})."
-                    " Lower --learning_rate, or check the input data.") from None
-            window.append((stop - step, means))
-            step = int(self.optimizer.iterations.numpy())
-            if step % s.log_steps == 0 or step >= s.train_step:
-                count = sum(n for n, _ in window)
-                averaged = {k: sum(n * m[k] for n, m in window) / count for k in window[0][1]}
-                progress.log(step, averaged, training.learning_rate_at(self.optimizer, step - 1))
-                window = []
-            if step % s.save_checkpoints_steps == 0 or step >= s.train_step:
-                state.save(step)
-                self._after_checkpoint(step, evaluate_fn, record, result)
+        loop = training_loop.TrainingLoop(
+            self.make_trainer(task.per_example_loss), state,
+            training_loop.Schedule(s.train_step, s.iterations_per_loop,
+                                   s.save_checkpoints_steps, s.log_steps),
+            summaries, s.train_batch_size, s.max_seq_length,
+            task.flops_per_example(self.config, s.max_seq_length), s.mixed_precision,
+            s.peak_tflops)
+        step = loop.run(
+            lambda *shard: task.train_input()(*shard),
+            warm_start=record.reset if record is not None else None,
+            on_resume=after_checkpoint, on_checkpoint=after_checkpoint,
+            description=f"Learning rate {s.learning_rate:g} ({s.optimizer}, "
+                        f"{s.warmup_step} warm-up steps).")
         return self._finish(result, step, record)
 
-    def _after_checkpoint(self, step, evaluate_fn, record, result):
+    def _after_checkpoint(self, step, task, data, record, result, summaries):
         """Evaluates checkpoint `step` (or snapshots it for a later evaluation)."""
         result.global_step = step
-        if evaluate_fn is None:
+        if data is None:
             prefix = files.join(self.settings.output_dir, f"model.ckpt-{step}")
             if self.is_chief and not tf.io.gfile.exists(prefix + ".index"):
                 checkpoints_lib.save_original_checkpoint(self.model, prefix, global_step=step)
             return
         if record.global_step >= step:
             return   # evaluated before a restart
-        results = self._evaluate(step, evaluate_fn, result)
+        results = self._evaluate(step, task, data, result, summaries)
         if record.add(step, results) and self.is_chief:
             prefix = files.join(self.settings.output_dir, BEST_PREFIX)
             checkpoints_lib.save_original_checkpoint(self.model, prefix, global_step=step)
@@ -452,23 +399,24 @@ class FineTuner:
         record.flush_results()
         record.flush_trial()
 
-    def _evaluate(self, step, evaluate_fn, result):
-        start = time.time()
-        results = {key: float(value) for key, value in dict(evaluate_fn(self)).items()}
-        results["global_step"] = int(step)
+    def _evaluate(self, step, task, data, result, summaries):
+        results = training_loop.timed_evaluation(summaries, step,
+                                                 lambda: self.evaluate(task, data))
         result.evaluations[step] = results
-        logging.info("Eval at step %d (%.1f s): %s", step, time.time() - start, ", ".join(
-            f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
-            for k, v in sorted(results.items())))
-        if self.is_chief:
-            writer = tf.summary.create_file_writer(
-                files.join(self.settings.output_dir, "summaries", "eval"))
-            with writer.as_default(step=step):
-                for key, value in results.items():
-                    if key != "global_step":
-                        tf.summary.scalar(key, value)
-            writer.flush()
         return results
+
+    def evaluate(self, task, data=None):
+        """`task.metrics` of the model's predictions on `data` (default: `task.eval_input()`).
+
+        The predictions ({name: np.ndarray [N, ...]} in dataset order, see `predict`) are
+        those of `task.predict_outputs` plus the features in `data.keep`. Returns the
+        metrics (a dict of floats), without recording them.
+        """
+        data = data or task.eval_input()
+        predictions = self.predict(data.dataset, task.predict_outputs,
+                                   batch_size=data.batch_size or self.settings.eval_batch_size,
+                                   keep=data.keep, num_examples=data.num_examples)
+        return task.metrics(predictions)
 
     def _finish(self, result, step, record):
         result.global_step = step
@@ -491,53 +439,49 @@ class FineTuner:
                                                           name[:-len(".index")])
         return found
 
-    def evaluate_checkpoints(self, evaluate_fn, metric_key):
+    def evaluate_checkpoints(self, task):
         """The original's eval loop over `model.ckpt-<step>` checkpoints of a training run.
 
-        Evaluates, in step order, each checkpoint newer than the last one recorded in
-        `best_trial.txt`, until one at `train_step` has been evaluated. A checkpoint that
-        is not the best is deleted once evaluated; the best is renamed `model.ckpt-best`.
-        When no new checkpoint is there it waits up to `eval_wait_seconds` for the training
-        run to write one (polling every 60 s at most), then stops with what it has. A run
-        already evaluated to the end returns its record (the original failed there).
+        Evaluates (`evaluate(task)`), in step order, each checkpoint newer than the last one
+        recorded in `best_trial.txt`, until one at `train_step` has been evaluated. A
+        checkpoint that is not the best (by `task.metric_key`) is deleted once evaluated;
+        the best is renamed `model.ckpt-best`. When no new checkpoint is there it waits up
+        to `eval_wait_seconds` for the training run to write one (polling every 60 s at
+        most), then stops with what it has. A run already evaluated to the end returns its
+        record (the original failed there).
 
         Returns a `FinetuningResult`. Raises FileNotFoundError if there is nothing at all to
         evaluate.
         """
-        s = self.settings
+        s, metric_key = self.settings, task.metric_key
         record = EvaluationRecord(s.output_dir, metric_key, write=self.is_chief)
         result = FinetuningResult(global_step=max(record.global_step, 0), metric_key=metric_key)
+        summaries = summaries_lib.SummaryWriters(s.output_dir, write=self.is_chief)
         best = files.join(s.output_dir, BEST_PREFIX)
-        waited = 0.0
         while record.global_step < s.train_step:
-            new = sorted(step for step in self.snapshots() if step > record.global_step)
+            new = training_loop.wait_for(
+                lambda: sorted(step for step in self.snapshots() if step > record.global_step),
+                s.output_dir, 60.0, s.eval_wait_seconds)
             if not new:
-                if waited >= s.eval_wait_seconds:
-                    if record.best_step is None:
-                        raise FileNotFoundError(
-                            f"No checkpoint to evaluate in {s.output_dir}: expected "
-                            "model.ckpt-<step> files from a training run (--do_train).")
-                    logging.warning("Stopping evaluation at step %d: no newer checkpoint in %s "
-                                    "(--train_step=%d).", record.global_step, s.output_dir,
-                                    s.train_step)
-                    break
-                pause = min(60.0, s.eval_wait_seconds - waited)
-                logging.info("No new checkpoint in %s; waiting %.0f s.", s.output_dir, pause)
-                time.sleep(pause)
-                waited += pause
-                continue
-            waited = 0.0
+                if record.best_step is None:
+                    raise FileNotFoundError(
+                        f"No checkpoint to evaluate in {s.output_dir}: expected "
+                        "model.ckpt-<step> files from a training run (--do_train).")
+                logging.warning("Stopping evaluation at step %d: no newer checkpoint in %s "
+                                "(--train_step=%d).", record.global_step, s.output_dir,
+                                s.train_step)
+                break
             for step in new:
                 prefix = self.snapshots()[step]
                 checkpoints_lib.load_original_checkpoint(self.model, prefix, strict=True)
-                results = self._evaluate(step, evaluate_fn, result)
+                results = self._evaluate(step, task, None, result, summaries)
                 if record.add(step, results):
                     if self.is_chief:
-                        _rename_checkpoint(prefix, best)
+                        training_loop.rename_checkpoint(prefix, best)
                         logging.info("New best %s = %s at step %d: %s renamed %s.",
                                      metric_key, results[metric_key], step, prefix, best)
                 elif self.is_chief:
-                    _remove_checkpoint(prefix)
+                    training_loop.remove_checkpoint(prefix)
                 record.flush_results()
                 record.flush_trial()
                 result.global_step = step
@@ -702,18 +646,3 @@ def _padded_with_index(dataset, padding):
              for name, s in spec.items()}
     zeros["_example_index"] = tf.constant(-1, tf.int64)
     return indexed.concatenate(tf.data.Dataset.from_tensors(zeros).repeat(padding))
-
-
-_CHECKPOINT_SUFFIXES = (".data-00000-of-00001", ".index")
-
-
-def _rename_checkpoint(source, target):
-    """Renames a single-shard checkpoint (data first, index last: readers look for it)."""
-    for suffix in _CHECKPOINT_SUFFIXES:
-        tf.io.gfile.rename(source + suffix, target + suffix, overwrite=True)
-
-
-def _remove_checkpoint(prefix):
-    for suffix in (".index",) + _CHECKPOINT_SUFFIXES[:1]:
-        if tf.io.gfile.exists(prefix + suffix):
-            tf.io.gfile.remove(prefix + suffix)

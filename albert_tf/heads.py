@@ -8,6 +8,11 @@
 - `AlbertSquadV1`: start/end span logits (`cls/squad/...`, run_squad_v1.py).
 - `AlbertSquadV2`: the start/end beam and the answer-class logit (run_squad_v2.py).
 
+Every model returns the encoder's outputs (`sequence_output` [B, S, H], `pooled_output`
+[B, H], `embedding_output` [B, S, E], as `AlbertModel` gives them) plus its head's own keys,
+so exports and serving need no second copy of a head's arithmetic; `head_outputs` drops the
+encoder's keys where only the head's are wanted (predictions gathered over a dataset).
+
 Every head variable is created under name scopes equal to its original checkpoint name, so
 `variable.path` is the name the original scripts save; all head arithmetic runs in float32,
 also under a mixed-precision policy (logits, softmaxes and the -1e30 masks need the range).
@@ -18,6 +23,16 @@ import tensorflow as tf
 
 from albert_tf.modeling import (AlbertModel, build_under, dense, get_activation, initializer,
                                 layer_norm, name_scopes)
+
+
+# The keys `AlbertModel` may return; every task model passes them on.
+ENCODER_OUTPUTS = ("sequence_output", "pooled_output", "embedding_output",
+                   "all_encoder_layers")
+
+
+def head_outputs(outputs):
+    """A task model's outputs without the encoder's (`ENCODER_OUTPUTS`): a new dict."""
+    return {key: value for key, value in outputs.items() if key not in ENCODER_OUTPUTS}
 
 
 def original_variable(path, shape, init):
@@ -107,9 +122,15 @@ class AlbertPretrainer(_EncoderTask):
         # [B, P, H]: the hidden states at the masked positions.
         masked = tf.gather(_as_float32(outputs["sequence_output"]), positions, batch_dims=1)
         masked = self.mlm_layer_norm(self.mlm_transform(masked))
-        table = tf.convert_to_tensor(self.encoder.word_embeddings)
-        mlm_logits = tf.einsum("bpe,ve->bpv", _as_float32(masked), _as_float32(table))
-        outputs["mlm_logits"] = mlm_logits + self.mlm_output_bias
+        table = _as_float32(tf.convert_to_tensor(self.encoder.word_embeddings))
+        # One [B*P, E] x [V, E]^T GEMM (transpose_b reads the table in place; the einsum
+        # copied the [V, E] table into a transposed batch-matmul operand).
+        batch, predictions = tf.shape(positions)[0], tf.shape(positions)[1]
+        mlm_logits = tf.matmul(tf.reshape(_as_float32(masked), [-1, self.config.embedding_size]),
+                               table, transpose_b=True)
+        mlm_logits = tf.nn.bias_add(mlm_logits, self.mlm_output_bias)
+        outputs["mlm_logits"] = tf.reshape(mlm_logits,
+                                           [batch, predictions, self.config.vocab_size])
         outputs["sop_logits"] = (
             tf.matmul(_as_float32(outputs["pooled_output"]), self.sop_output_weights,
                       transpose_b=True) + self.sop_output_bias)
@@ -130,13 +151,14 @@ def pretraining_losses(outputs, features):
     `total_loss` (their sum), `masked_lm_accuracy` (weighted), `sentence_order_accuracy`,
     and `masked_lm_weight` (sum of weights, for averaging across batches).
     """
-    mlm_log_probs = tf.nn.log_softmax(_as_float32(outputs["mlm_logits"]), axis=-1)
+    mlm_logits = _as_float32(outputs["mlm_logits"])
     ids = tf.cast(features["masked_lm_ids"], tf.int32)
     weights = _as_float32(features["masked_lm_weights"])
-    mlm_nll = -tf.reduce_sum(tf.one_hot(ids, tf.shape(mlm_log_probs)[-1]) * mlm_log_probs, -1)
+    # -log_softmax(logits)[id] as one fused kernel, without the [B, P, V] one-hot product.
+    mlm_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=mlm_logits)
     weight_sum = tf.reduce_sum(weights)
     mlm_loss = tf.reduce_sum(weights * mlm_nll) / (weight_sum + 1e-5)
-    mlm_correct = tf.cast(tf.equal(tf.argmax(mlm_log_probs, -1, output_type=tf.int32), ids),
+    mlm_correct = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32), ids),
                           tf.float32)
     mlm_accuracy = tf.math.divide_no_nan(tf.reduce_sum(weights * mlm_correct), weight_sum)
 
@@ -170,9 +192,10 @@ class AlbertClassifier(_EncoderTask):
       num_labels: number of classes; 1 makes it the STS-B regression head.
       dropout_prob: dropout on the pooled output in training (the original's 0.1).
 
-    Call inputs `input_ids`, `input_mask`, `segment_ids` [B, S]. Returns `logits`
-    [B, num_labels] (float32) and, for classification, `probabilities` (softmax), for
-    regression, `predictions` [B] (the squeezed logits, as the original scores them).
+    Call inputs `input_ids`, `input_mask`, `segment_ids` [B, S]. Returns the encoder outputs
+    and `logits` [B, num_labels] (float32) and, for classification, `probabilities`
+    (softmax), for regression, `predictions` [B] (the squeezed logits, as the original
+    scores them).
     Variables: the encoder plus top-level `output_weights` [num_labels, H], `output_bias`.
     """
 
@@ -189,20 +212,25 @@ class AlbertClassifier(_EncoderTask):
         self.built = True
 
     def call(self, inputs, training=False):
-        pooled = _as_float32(self.encoder(inputs, training=training)["pooled_output"])
-        pooled = self.dropout(pooled, training=training)
+        outputs = dict(self.encoder(inputs, training=training))
+        pooled = self.dropout(_as_float32(outputs["pooled_output"]), training=training)
         logits = tf.matmul(pooled, self.output_weights, transpose_b=True) + self.output_bias
+        outputs["logits"] = logits
         if self.num_labels == 1:
-            return {"logits": logits, "predictions": tf.squeeze(logits, -1)}
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+            outputs["predictions"] = tf.squeeze(logits, -1)
+        else:
+            outputs["probabilities"] = tf.nn.softmax(logits, axis=-1)
+        return outputs
 
 
 class AlbertMultipleChoice(_EncoderTask):
     """Multiple choice (RACE, run_race.py): one logit per option from its pooled output.
 
     Call inputs `input_ids`, `input_mask`, `segment_ids` [B, C, S] with C = num_choices.
-    Returns `logits` [B, C] and `probabilities` (softmax over the options). Variables: the
-    encoder plus top-level `output_weights` [1, H] and `output_bias` [1].
+    Returns the encoder outputs per option (`sequence_output` [B, C, S, H], `pooled_output`
+    [B, C, H], `embedding_output` [B, C, S, E]), `logits` [B, C] and `probabilities`
+    (softmax over the options). Variables: the encoder plus top-level `output_weights`
+    [1, H] and `output_bias` [1].
     """
 
     def __init__(self, config, num_choices=4, dropout_prob=0.1, encoder=None,
@@ -221,18 +249,25 @@ class AlbertMultipleChoice(_EncoderTask):
         length = tf.shape(input_ids)[-1]
         flat = {key: tf.reshape(inputs[key], [-1, length])
                 for key in ("input_ids", "input_mask", "segment_ids") if key in inputs}
-        pooled = _as_float32(self.encoder(flat, training=training)["pooled_output"])
-        pooled = self.dropout(pooled, training=training)
+        encoded = self.encoder(flat, training=training)
+        pooled = self.dropout(_as_float32(encoded["pooled_output"]), training=training)
         logits = tf.matmul(pooled, self.output_weights, transpose_b=True) + self.output_bias
         logits = tf.reshape(logits, [-1, self.num_choices])
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+        # [B * C, ...] -> [B, C, ...]: every output has the batch first, as serving needs.
+        outputs = {key: tf.reshape(value, tf.concat([[-1, self.num_choices],
+                                                     tf.shape(value)[1:]], 0))
+                   for key, value in encoded.items() if key in ENCODER_OUTPUTS[:3]}
+        outputs["logits"] = logits
+        outputs["probabilities"] = tf.nn.softmax(logits, axis=-1)
+        return outputs
 
 
 class AlbertSquadV1(_EncoderTask):
     """SQuAD v1.1 span head (run_squad_v1.py): a [2, H] projection of every position.
 
-    Call inputs `input_ids`, `input_mask`, `segment_ids` [B, S]. Returns `start_logits`,
-    `end_logits` [B, S] (float32). Variables: `cls/squad/output_weights` [2, H], `output_bias`.
+    Call inputs `input_ids`, `input_mask`, `segment_ids` [B, S]. Returns the encoder outputs,
+    `start_logits` and `end_logits` [B, S] (float32). Variables: `cls/squad/output_weights`
+    [2, H], `output_bias`.
     """
 
     def __init__(self, config, encoder=None, name="albert_squad_v1", **kwargs):
@@ -244,10 +279,12 @@ class AlbertSquadV1(_EncoderTask):
         self.built = True
 
     def call(self, inputs, training=False):
-        hidden = _as_float32(self.encoder(inputs, training=training)["sequence_output"])
+        outputs = dict(self.encoder(inputs, training=training))
+        hidden = _as_float32(outputs["sequence_output"])
         logits = tf.einsum("bsh,oh->obs", hidden, self.output_weights)
         logits += self.output_bias[:, tf.newaxis, tf.newaxis]
-        return {"start_logits": logits[0], "end_logits": logits[1]}
+        outputs["start_logits"], outputs["end_logits"] = logits[0], logits[1]
+        return outputs
 
 
 class AlbertSquadV2(_EncoderTask):
@@ -262,7 +299,8 @@ class AlbertSquadV2(_EncoderTask):
     possible answer position: question, special tokens, padding), and in training
     `start_positions` [B] (the end logits are conditioned on the true start).
 
-    Returns in inference (`training=False`, unless `start_positions` is given):
+    Returns the encoder outputs and, in inference (`training=False`, unless
+    `start_positions` is given):
     `start_top_log_probs`, `start_top_index` [B, start_n_top], `end_top_log_probs`,
     `end_top_index` [B, start_n_top * end_n_top] (start-major), `cls_logits` [B].
     With `start_positions` (training): `start_log_probs`, `end_log_probs` [B, S] and
@@ -309,12 +347,12 @@ class AlbertSquadV2(_EncoderTask):
         return tf.squeeze(x, -1)
 
     def call(self, inputs, training=False):
-        hidden = _as_float32(self.encoder(inputs, training=training)["sequence_output"])
+        outputs = dict(self.encoder(inputs, training=training))
+        hidden = _as_float32(outputs["sequence_output"])
         p_mask = _as_float32(inputs["p_mask"])
         start_logits = tf.squeeze(self.start_dense(hidden), -1)
         start_logits_masked = start_logits * (1 - p_mask) - 1e30 * p_mask
         start_log_probs = tf.nn.log_softmax(start_logits_masked, -1)
-        outputs = {}
 
         if inputs.get("start_positions") is not None:
             start_positions = tf.reshape(tf.cast(inputs["start_positions"], tf.int32), [-1])

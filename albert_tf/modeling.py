@@ -29,7 +29,9 @@ def gelu(x):
 
     Not the erf form: converters that call this `gelu` instead of `gelu_new` do not match.
     """
-    cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
+    # x * x * x, not tf.pow(x, 3): the same value, without Pow's slow kernel and its
+    # gradient's extra Pow and Log.
+    cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
     return x * cdf
 
 

@@ -40,7 +40,7 @@ def flag_name(field):
 
 # Fields that pretraining and fine-tuning (or several fine-tuning tasks) share: declared
 # here once, used as `shared("name")` in each class.
-_SHARED = {
+SHARED = {
     "output_dir": (dataclasses.MISSING,
                    "Where checkpoints, summaries and results are written."),
     "init_checkpoint": (None, "Initial checkpoint in the original format, usually from a "
@@ -72,14 +72,18 @@ _SHARED = {
     "vocab_file": (None, "A WordPiece vocabulary file (used when no SentencePiece model is "
                    "given)."),
     "do_lower_case": (True, "Lower-case the input (True for the uncased released models)."),
+    "length_buckets": ("default", "Lengths a batch is cut to when its longest example fits "
+                       "(comma-separated, e.g. 64,128,256; 'default' is 64,128,256; 'none' "
+                       "pads every batch to --max_seq_length as the original). The outputs "
+                       "are the same; padding costs nothing. See README, Length buckets."),
 }
 _NOT_FLAGS = {"use_one_hot_embeddings"}
 _CHOICES = {"mixed_precision": sorted(training.PRECISION_POLICIES)}
 
 
 def shared(name):
-    """The field `name` of `_SHARED` (the same default and help in every class)."""
-    default, help_ = _SHARED[name]
+    """The field `name` of `SHARED` (the same default and help in every class)."""
+    default, help_ = SHARED[name]
     return option(default, help_, flag=None if name in _NOT_FLAGS else "",
                   choices=_CHOICES.get(name))
 
@@ -144,6 +148,7 @@ class PretrainingSettings:
                                         "end).")
     seed: int = shared("seed")
     peak_tflops: float = shared("peak_tflops")
+    length_buckets: str = shared("length_buckets")
     eval_poll_seconds: float = option(60.0, "An evaluation-only run waits this long between "
                                       "looks for a new checkpoint.", flag=None)
 
@@ -189,6 +194,10 @@ class FinetuningSettings:
                                       "long for a training run in the same --output_dir to "
                                       "write a new checkpoint (the original waited "
                                       "forever).")
+    length_buckets: str = shared("length_buckets")
+    group_by_length: bool = option(True, "Form each training batch from examples of one "
+                                   "length bucket (same expected gradient, other batch "
+                                   "order); false keeps the original batch order exactly.")
 
 
 @dataclasses.dataclass

@@ -160,7 +160,7 @@ def _tuner(tmp_path, strategy=None):
     settings = finetuning.FinetuningSettings(
         output_dir=str(tmp_path), max_seq_length=128, train_batch_size=4, eval_batch_size=4,
         predict_batch_size=4, learning_rate=1e-3, train_step=1, warmup_step=0,
-        length_buckets=(16, 64))
+        length_buckets="16,64")
     return finetuning.FineTuner(CONFIG, settings, lambda c: AlbertClassifier(c, 2),
                                 strategy)
 

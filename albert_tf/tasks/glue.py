@@ -16,7 +16,8 @@ Pipeline (what the original does, and where we add to it):
                     `label_ids`, `is_real_example` (the original features, so files made by
                     either side feed the other), cached under a name keyed by task, split,
                     sequence length, tokenizer and data, so that a change never reuses a
-                    stale file (the original reuses any file of the right name).
+                    stale file (the original reuses any file of the right name);
+                    `albert_tf.feature_cache` writes, keys and reads them.
     compute_metrics the original's `eval_accuracy`, `eval_loss`, `matthew_corr`, `pearson`,
                     `MSE`, plus the official GLUE metrics it lacks: `f1` (MRPC, QQP) and
                     `spearman` (STS-B), with scikit-learn and SciPy.
@@ -29,16 +30,14 @@ Pipeline (what the original does, and where we add to it):
 
 import csv
 import dataclasses
-import hashlib
 import io
-import json
 import sys
-import time
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from albert_tf import feature_cache
 from albert_tf import files
 from albert_tf import finetuning
 from albert_tf import tokenization
@@ -448,39 +447,13 @@ def convert_example(example, task, max_seq_length, tokenizer):
     return features
 
 
-def _serialize(features, regression):
-    def ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-    feature = {name: ints(features[name]) for name in ("input_ids", "input_mask",
-                                                       "segment_ids")}
-    feature["label_ids"] = (
-        tf.train.Feature(float_list=tf.train.FloatList(value=[features["label_ids"]]))
-        if regression else ints([features["label_ids"]]))
-    feature["is_real_example"] = ints([features["is_real_example"]])
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 def write_features(examples, task, max_seq_length, tokenizer, path):
     """Converts examples and writes them as TFRecords to `path` (atomically); returns count."""
-    records = (_serialize(convert_example(example, task, max_seq_length, tokenizer),
-                          task.is_regression) for example in examples)
-    start = time.time()
-    count = files.write_records(path, records, len(examples), "examples", log=logging.info)
-    logging.info("Wrote %d examples to %s in %.1f s.", count, path, time.time() - start)
-    return count
-
-
-def tokenizer_fingerprint(tokenizer):
-    """A hash of what decides the ids: the vocabulary bytes and the preprocessing switches."""
-    digest = hashlib.sha256()
-    if tokenizer.spm_model_proto is not None:
-        digest.update(b"spm:" + tokenizer.spm_model_proto)
-    else:
-        digest.update(b"wordpiece:" + files.read_bytes(tokenizer.vocab_path, "vocabulary"))
-    digest.update(json.dumps([tokenizer.do_lower_case,
-                              getattr(tokenizer, "preprocess", True)]).encode())
-    return digest.hexdigest()
+    features = (convert_example(example, task, max_seq_length, tokenizer)
+                for example in examples)
+    return feature_cache.write_features(path, features,
+                                        feature_spec(max_seq_length, task.is_regression),
+                                        len(examples), "examples")
 
 
 # Bump when the feature layout changes, so that old caches are not reused.
@@ -489,15 +462,10 @@ _FEATURE_FORMAT = 1
 
 def cache_key(task, split_name, max_seq_length, tokenizer, examples):
     """The key of a features file: task, split, length, tokenizer and the examples' content."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([_FEATURE_FORMAT, task.name, split_name, int(max_seq_length),
-                              list(task.labels or ()), tokenizer_fingerprint(tokenizer)])
-                  .encode())
-    for example in examples:
-        digest.update(json.dumps([example.guid, example.text_a, example.text_b,
-                                  example.label]).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+    header = [_FEATURE_FORMAT, task.name, split_name, int(max_seq_length),
+              list(task.labels or ()), feature_cache.tokenizer_fingerprint(tokenizer)]
+    rows = ([e.guid, e.text_a, e.text_b, e.label] for e in examples)
+    return feature_cache.json_digest(rows, header)[:16]
 
 
 def cached_features(examples, task, split_name, max_seq_length, tokenizer, cache_dir):
@@ -505,15 +473,17 @@ def cached_features(examples, task, split_name, max_seq_length, tokenizer, cache
 
     The file is `<cache_dir>/<task>_<split>.len<max_seq_length>.<key>.tf_record`, where the
     key hashes the task, split, length, tokenizer (model bytes, lower-casing) and the
-    examples; any change gives another file, never a stale one. Returns the path.
+    examples; any change gives another file, never a stale one (`feature_cache.cached`,
+    without a settings side file: the name holds the key). Returns the path.
     """
     key = cache_key(task, split_name, max_seq_length, tokenizer, examples)
-    path = files.join(cache_dir, f"{task.name}_{split_name}.len{max_seq_length}.{key}"
-                                   ".tf_record")
-    if tf.io.gfile.exists(path):
+    path = feature_cache.keyed_path(cache_dir, f"{task.name}_{split_name}.len{max_seq_length}",
+                                    key)
+    reused, _ = feature_cache.cached(
+        path, None, lambda target: write_features(examples, task, max_seq_length, tokenizer,
+                                                  target), record=False)
+    if reused:
         logging.info("Using cached features %s (%d examples).", path, len(examples))
-    else:
-        write_features(examples, task, max_seq_length, tokenizer, path)
     return path
 
 
@@ -528,22 +498,14 @@ def feature_spec(max_seq_length, regression):
     }
 
 
-def _parser(max_seq_length, regression):
-    spec = feature_spec(max_seq_length, regression)
-
-    def parse(record):
-        example = tf.io.parse_single_example(record, spec)
-        # int64 in tf.Example; int32 for the model (and TPUs), as the original casts.
-        return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
-                for name, t in example.items()}
-
-    return parse
-
-
 def load_features(path, max_seq_length, regression):
-    """An unbatched dataset of the parsed features of a TFRecord file, in file order."""
-    return tf.data.TFRecordDataset(path).map(_parser(max_seq_length, regression),
-                                             num_parallel_calls=tf.data.AUTOTUNE)
+    """An unbatched dataset of the parsed features of a TFRecord file, in file order.
+
+    Elements: `input_ids`, `input_mask`, `segment_ids` int32 [max_seq_length], `label_ids`
+    int32 [] (float32 for regression), `is_real_example` int32 [].
+    """
+    parse = feature_cache.record_parser(feature_spec(max_seq_length, regression))
+    return feature_cache.load_dataset(path, parse)
 
 
 def train_input(path, max_seq_length, regression, seed=None):
@@ -552,17 +514,8 @@ def train_input(path, max_seq_length, regression, seed=None):
     As the original: repeat, then shuffle with a buffer of only 100 records, batches with
     the remainder dropped (so epochs blend and batches follow the file order closely).
     """
-    parse = _parser(max_seq_length, regression)
-
-    def dataset_fn(batch_size, num_shards=1, shard_index=0):
-        dataset = tf.data.TFRecordDataset(path)
-        if num_shards > 1:
-            dataset = dataset.shard(num_shards, shard_index)
-        dataset = dataset.repeat().shuffle(100, seed=seed)
-        dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-        return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-    return dataset_fn
+    parse = feature_cache.record_parser(feature_spec(max_seq_length, regression))
+    return feature_cache.train_dataset_fn(path, parse, seed)
 
 
 # =========================================================================================
