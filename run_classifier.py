@@ -107,7 +107,7 @@ def settings_from_flags(values):
 def main(argv):
     with cli.script_main(argv) as values:
         from albert_tf.config import AlbertConfig
-        from albert_tf.tasks.glue import run_classifier
+        from albert_tf.tasks.glue_task import run_classifier
         from albert_tf.training import SettingsError
 
         settings, classifier, config_file = settings_from_flags(values)

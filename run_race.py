@@ -107,7 +107,7 @@ def main(argv):
     with cli.script_main(argv) as values:
         from albert_tf import training
         from albert_tf.config import AlbertConfig
-        from albert_tf.tasks.race import run_race
+        from albert_tf.tasks.race_task import run_race
         if values.task_name.lower() != "race":
             raise training.SettingsError(f"Task not found: {values.task_name!r}; run_race.py "
                                          "runs 'race' (GLUE tasks: run_classifier.py).")

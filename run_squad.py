@@ -90,7 +90,7 @@ def define_squad_flags():
 
 def settings_from_flags(values):
     """(FinetuningSettings, SquadSettings, config file) from the flag values."""
-    from albert_tf.tasks.squad_training import SquadSettings
+    from albert_tf.tasks.squad_task import SquadSettings
     init_checkpoint, spm_model_file, config_file = cli.model_files_from_flags(values)
     settings = cli.finetuning_settings_from_flags(
         values, init_checkpoint, eval_batch_size=values.predict_batch_size,
@@ -117,7 +117,7 @@ def main(argv):
     with cli.script_main(argv) as values:
         from albert_tf import training
         from albert_tf.config import AlbertConfig
-        from albert_tf.tasks.squad_training import export_squad_model, run_squad
+        from albert_tf.tasks.squad_task import export_squad_model, run_squad
         if not values.squad_version:
             raise training.SettingsError("Set --squad_version=1.1 or --squad_version=2.0 "
                                          "(or run run_squad_v1.py / run_squad_v2.py).")

@@ -3,7 +3,7 @@
 `run_pretraining(config, settings, strategy)` trains and/or evaluates with the original's
 model, losses, optimizer, schedule, eval metrics and output files, on any
 `tf.distribute` strategy, with mixed precision, XLA, gradient accumulation and resumable
-checkpoints (see `albert_tf.training`). `PretrainingSettings` holds the original flags
+checkpoints (the loop of `albert_tf.training_loop`). `PretrainingSettings` holds the original flags
 (same names, same defaults) and the new ones.
 
 Every path (`input_file`, `output_dir`, `init_checkpoint`) may be on any `tf.io.gfile`
@@ -18,7 +18,6 @@ Files in `output_dir`:
     summaries/train, summaries/eval    TensorBoard scalars
 """
 
-import time
 
 from absl import logging
 import keras
@@ -28,11 +27,14 @@ from albert_tf import checkpoints as checkpoints_lib
 from albert_tf import files
 from albert_tf import optimization
 from albert_tf import pretraining_data_input as input_lib
+from albert_tf import summaries as summaries_lib
 from albert_tf import training
+from albert_tf import training_loop
 from albert_tf.config import AlbertConfig
 from albert_tf.heads import AlbertPretrainer, pretraining_losses
 from albert_tf.modeling import AlbertModel
 from albert_tf.settings import PretrainingSettings  # noqa: F401 (re-exported)
+from albert_tf.summaries import pretraining_flops_per_example  # noqa: F401 (re-exported)
 
 
 # === Losses and metrics =================================================================
@@ -103,24 +105,6 @@ def pretraining_eval_results(sums, num_steps, global_step):
     }
 
 
-def pretraining_flops_per_example(config, seq_length, max_predictions_per_seq):
-    """Matmul FLOPs of one pretraining example, forward + backward (3 x forward).
-
-    Counts 2 FLOPs per multiply-add in the embedding projection, every layer application
-    (L x K sub-blocks: Q/K/V/output projections, the two attention products, the FFN), the
-    pooler, the masked-LM transform and output layer over the predicted positions and the
-    sentence-order layer. Lookups, softmaxes, norms and activations are not counted.
-    """
-    c = config
-    S, H, E, I, V, P = (seq_length, c.hidden_size, c.embedding_size, c.intermediate_size,
-                        c.vocab_size, max_predictions_per_seq)
-    forward = 2 * S * E * H if E != H else 0
-    per_block = 8 * S * H * H + 4 * S * S * H + 4 * S * H * I
-    forward += c.num_hidden_layers * c.inner_group_num * per_block
-    forward += 2 * H * H + P * (2 * H * E + 2 * E * V) + 4 * H
-    return 3 * forward
-
-
 # === Set-up =============================================================================
 
 def check_pretraining_settings(config, settings, num_replicas):
@@ -187,26 +171,18 @@ def build_pretraining_model(config, settings, strategy):
     with strategy.scope():
         encoder = AlbertModel(config, use_one_hot_embeddings=settings.use_one_hot_embeddings)
         model = AlbertPretrainer(config, encoder=encoder)
-        optimizer = optimization.create_optimizer(
-            settings.learning_rate, settings.num_train_steps, settings.num_warmup_steps,
-            optimizer=settings.optimizer, poly_power=settings.poly_power,
-            start_warmup_step=settings.start_warmup_step,
-            bias_correction=settings.bias_correction, aggregate_gradients=False)
-        if settings.mixed_precision == "fp16":
-            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-        # A Keras optimizer used inside strategy.run must be built in the scope first.
-        optimizer.build(model.trainable_variables)
+    optimizer = training_loop.build_optimizer(
+        strategy, model, settings.mixed_precision, settings.learning_rate,
+        settings.num_train_steps, settings.num_warmup_steps, optimizer=settings.optimizer,
+        poly_power=settings.poly_power, start_warmup_step=settings.start_warmup_step,
+        bias_correction=settings.bias_correction)
     return model, optimizer
 
 
-def _input(strategy, input_files, settings, is_training):
-    def dataset_fn(batch_size, num_shards, shard_index):
-        return input_lib.pretraining_dataset(
-            input_files, batch_size, settings.max_seq_length, settings.max_predictions_per_seq,
-            is_training, num_shards=num_shards, shard_index=shard_index, seed=settings.seed)
-
-    batch = settings.train_batch_size if is_training else settings.eval_batch_size
-    return training.make_input_iterator(strategy, dataset_fn, batch)
+def _dataset(input_files, settings, is_training, batch_size, num_shards=1, shard_index=0):
+    return input_lib.pretraining_dataset(
+        input_files, batch_size, settings.max_seq_length, settings.max_predictions_per_seq,
+        is_training, num_shards=num_shards, shard_index=shard_index, seed=settings.seed)
 
 
 def _export_original(model, output_dir, step):
@@ -219,10 +195,8 @@ def _export_original(model, output_dir, step):
 def _copy_as_best(prefix, lines):
     """Copies a checkpoint to `<prefix up to its last '-'>-best.*`, as the original."""
     target = prefix.rsplit("-", 1)[0] + "-best"
-    # The data shard first, the index last: a reader looks for the index.
-    for suffix in (".data-00000-of-00001", ".index"):
-        files.copy(prefix + suffix, target + suffix)
-        lines.append(f"saved {prefix + suffix} to {target + suffix}")
+    for source_file, target_file in training_loop.copy_checkpoint(prefix, target):
+        lines.append(f"saved {source_file} to {target_file}")
     return target
 
 
@@ -268,7 +242,8 @@ def evaluate_pretraining(model, input_files, settings, strategy=None, global_ste
 
 def _evaluate_weights(trainer, input_files, s, strategy, step):
     # The original evaluates on the training files, read in order from their start.
-    iterator = _input(strategy, input_files, s, is_training=False)
+    iterator = training.make_input_iterator(
+        strategy, lambda *shard: _dataset(input_files, s, False, *shard), s.eval_batch_size)
     sums = trainer.evaluate(iterator, s.max_eval_steps, pretraining_eval_sums,
                             _eval_step_loss)
     return pretraining_eval_results(sums, s.max_eval_steps, step)
@@ -311,8 +286,7 @@ def run_pretraining(config, settings, strategy=None):
     if s.seed is not None:
         keras.utils.set_random_seed(s.seed)
 
-    previous_policy = keras.mixed_precision.global_policy()
-    try:
+    with training_loop.global_policy(s.mixed_precision):
         model, optimizer = build_pretraining_model(config, s, strategy)
         state = training.TrainingCheckpoints(
             files.join(s.output_dir, "train_state"), strategy, s.keep_checkpoint_max,
@@ -321,100 +295,47 @@ def run_pretraining(config, settings, strategy=None):
                                    pretraining_batch_stats, jit_compile=s.jit_compile,
                                    gradient_accumulation_steps=s.gradient_accumulation_steps,
                                    jit_scope=s.jit_scope)
-        step = _train(trainer, state, input_files, s, strategy, is_chief) if s.do_train else None
+        summaries = summaries_lib.SummaryWriters(s.output_dir, write=is_chief)
+        step = (_train(trainer, state, summaries, input_files, s, is_chief)
+                if s.do_train else None)
         if not s.do_eval:
             return {"global_step": step}
-        return _evaluate(trainer, state, input_files, s, strategy, is_chief,
+        return _evaluate(trainer, state, summaries, input_files, s, is_chief,
                          trained_step=step)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train(trainer, state, input_files, s, strategy, is_chief):
-    model, optimizer = trainer.model, trainer.optimizer
-    latest = state.latest()
-    if latest is not None and state.step_of(latest) >= s.num_train_steps:
-        logging.info("Training already finished: %s is at step %d (--num_train_steps=%d).",
-                     latest, state.step_of(latest), s.num_train_steps)
-        state.restore(latest)
-        return state.step_of(latest)
+def _train(trainer, state, summaries, input_files, s, is_chief):
+    model = trainer.model
 
-    iterator = _input(strategy, input_files, s, is_training=True)
-    state.track_iterator(iterator)
-    step = state.restore()
-    if step is not None:
-        logging.info("Resuming from %s at step %d.", state.latest(), step)
-    else:
-        step = 0
+    def warm_start():
         if s.init_checkpoint:
             # Weights only: moments and the step start afresh, as in the original.
             checkpoints_lib.load_original_checkpoint(model, s.init_checkpoint,
                                                      init_from_group0=s.init_from_group0)
 
-    writer = None
-    if is_chief:
-        writer = tf.summary.create_file_writer(files.join(s.output_dir, "summaries", "train"))
-    peak, peak_source = training.peak_flops_per_second(strategy, s.mixed_precision,
-                                                       s.peak_tflops)
-    flops = pretraining_flops_per_example(model.config, s.max_seq_length,
-                                          s.max_predictions_per_seq)
-    progress = training.ProgressMeter(s.num_train_steps, s.train_batch_size, s.max_seq_length,
-                                      flops, peak, writer)
-    logging.info(
-        "Training steps %d to %d; global batch %d = %d replica(s) x %d micro-batch(es) x %d; "
-        "%.3g TFLOPs per example; peak %s.", step, s.num_train_steps, s.train_batch_size,
-        strategy.num_replicas_in_sync, s.gradient_accumulation_steps,
-        s.train_batch_size // (strategy.num_replicas_in_sync * s.gradient_accumulation_steps),
-        flops / 1e12, f"{peak / 1e12:.2f} TFLOP/s ({peak_source})" if peak else peak_source)
-
-    def next_multiple(every):
-        return (step // every + 1) * every if every else s.num_train_steps
-
-    # Each call into the compiled loop runs --iterations_per_loop steps (the original's
-    # TPU loop), ending early only where a checkpoint or an export is due, so that those
-    # land on their exact steps. The loop returns every step's losses, which are logged
-    # per --log_steps window afterwards, the window's time interpolated within the loop.
-    progress.start(step)
-    window = []
-    last_saved = state.step_of(state.latest())
-    while step < s.num_train_steps:
-        stop = min(step + s.iterations_per_loop, s.num_train_steps,
-                   next_multiple(s.save_checkpoints_steps),
-                   next_multiple(s.export_original_every))
-        started = time.perf_counter()
-        try:
-            per_step = trainer.train_steps(iterator, stop - step)
-        except training.NonFiniteLossError as error:
-            kept = (f"the last checkpoint, saved while the loss was finite, is "
-                    f"{state.latest()} (step {last_saved}); rerunning resumes from it"
-                    if last_saved is not None else "no checkpoint had been saved yet")
-            raise training.NonFiniteLossError(
-                f"{error} Training stopped before step {stop} without saving: {kept}. "
-                "Lower --learning_rate, or check the input data.") from None
-        ended = time.perf_counter()
-        first = step
-        step = int(optimizer.iterations.numpy())
-        for done in range(first + 1, step + 1):
-            window.append({name: float(values[done - first - 1])
-                           for name, values in per_step.items()})
-            if done % s.log_steps == 0 or done >= s.num_train_steps:
-                averaged = {k: sum(m[k] for m in window) / len(window) for k in window[0]}
-                at = started + (ended - started) * (done - first) / (step - first)
-                progress.log(done, averaged, training.learning_rate_at(optimizer, done - 1),
-                             now=at)
-                window = []
-        if step % s.save_checkpoints_steps == 0 or step >= s.num_train_steps:
-            state.save(step)
-            last_saved = step
-        if (is_chief and s.export_original_every and step % s.export_original_every == 0
-                and step < s.num_train_steps):
+    def export(step):
+        if is_chief:
             _export_original(model, s.output_dir, step)
-    if is_chief:
+
+    def dataset_fn(batch_size, num_shards, shard_index):
+        return _dataset(input_files, s, True, batch_size, num_shards, shard_index)
+
+    loop = training_loop.TrainingLoop(
+        trainer, state,
+        training_loop.Schedule(s.num_train_steps, s.iterations_per_loop,
+                               s.save_checkpoints_steps, s.log_steps, s.export_original_every),
+        summaries, s.train_batch_size, s.max_seq_length,
+        pretraining_flops_per_example(model.config, s.max_seq_length,
+                                      s.max_predictions_per_seq),
+        s.mixed_precision, s.peak_tflops)
+    finished = state.latest() is not None and state.step_of(state.latest()) >= s.num_train_steps
+    step = loop.run(dataset_fn, warm_start=warm_start, on_export=export)
+    if is_chief and not finished:
         _export_original(model, s.output_dir, step)
     return step
 
 
-def _evaluate(trainer, state, input_files, s, strategy, is_chief, trained_step=None):
+def _evaluate(trainer, state, summaries, input_files, s, is_chief, trained_step=None):
     """The original's eval loop: evaluate new checkpoints until one reaches num_train_steps.
 
     After training in the same process it runs once, on the weights just trained. As an
@@ -428,41 +349,34 @@ def _evaluate(trainer, state, input_files, s, strategy, is_chief, trained_step=N
     exactly those examples; none is dropped and no partial batch is padded.
     """
     results, best, lines, evaluated = None, 0.0, [], -1
+
+    def new_checkpoint():
+        latest = state.latest()
+        step = state.step_of(latest)
+        return latest if step is not None and step != evaluated else None
+
     while evaluated < s.num_train_steps:
         if trained_step is not None:
             step, trained_step = trained_step, None
         else:
-            latest = state.latest()
+            latest = training_loop.wait_for(new_checkpoint, state.directory,
+                                            s.eval_poll_seconds)
             step = state.step_of(latest)
-            if step is None or step == evaluated:
-                logging.info("No new checkpoint in %s; waiting %.0f s.", state.directory,
-                             s.eval_poll_seconds)
-                time.sleep(s.eval_poll_seconds)
-                continue
             state.restore(latest)
-        results = _evaluate_weights(trainer, input_files, s, strategy, step)
+        results = training_loop.timed_evaluation(
+            summaries, step,
+            lambda: _evaluate_weights(trainer, input_files, s, trainer.strategy, step))
         evaluated = step
-        logging.info("Eval at step %d: %s", step, ", ".join(
-            f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
-            for k, v in sorted(results.items())))
         keys = sorted(results)
         lines.append(f"{keys[0]} = {results[keys[0]]}")
-        if is_chief:
-            writer = tf.summary.create_file_writer(files.join(s.output_dir, "summaries",
-                                                              "eval"))
-            with writer.as_default(step=step):
-                for key, value in results.items():
-                    if key != "global_step":
-                        tf.summary.scalar(key, value)
-            writer.flush()
-            if results["masked_lm_accuracy"] > best:
-                best = results["masked_lm_accuracy"]
-                prefix = files.join(s.output_dir, f"model.ckpt-{step}")
-                if not tf.io.gfile.exists(prefix + ".index"):
-                    _export_original(trainer.model, s.output_dir, step)
-                # The original copies inside its loop over the sorted keys, so its
-                # "saved ..." lines follow the first key's line.
-                _copy_as_best(prefix, lines)
+        if is_chief and results["masked_lm_accuracy"] > best:
+            best = results["masked_lm_accuracy"]
+            prefix = files.join(s.output_dir, f"model.ckpt-{step}")
+            if not tf.io.gfile.exists(prefix + ".index"):
+                _export_original(trainer.model, s.output_dir, step)
+            # The original copies inside its loop over the sorted keys, so its
+            # "saved ..." lines follow the first key's line.
+            _copy_as_best(prefix, lines)
         lines.extend(f"{key} = {results[key]}" for key in keys[1:])
         if is_chief:
             files.write_text(files.join(s.output_dir, "eval_results.txt"),

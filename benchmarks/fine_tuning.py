@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 import bench_common  # noqa: E402
 from albert_tf import finetuning  # noqa: E402
 from albert_tf.heads import AlbertClassifier  # noqa: E402
-from albert_tf.tasks import glue  # noqa: E402
+from albert_tf.tasks import glue, glue_task  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "cpu_small",
@@ -74,7 +74,7 @@ def ours(config, task, batch, jit):
         learning_rate=3e-5, train_step=100000, warmup_step=1000, jit_compile=jit)
     tuner = finetuning.FineTuner(
         config, settings, lambda c: AlbertClassifier(c, task.num_labels, dropout_prob=0.0))
-    trainer = tuner.make_trainer(glue.classifier_loss_fn(task))
+    trainer = tuner.make_trainer(glue_task.classifier_loss_fn(task))
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
     return lambda n: trainer.train(iterator, n)
 

@@ -36,8 +36,8 @@ import tensorflow as tf  # noqa: E402
 import bench_common  # noqa: E402
 from albert_tf import finetuning  # noqa: E402
 from albert_tf.tasks import squad  # noqa: E402
-from albert_tf.tasks.squad_training import (SquadSettings, build_squad_model,  # noqa: E402
-                                            squad_v1_loss)
+from albert_tf.tasks.squad_task import (SquadSettings, build_squad_model,  # noqa: E402
+                                        squad_v1_loss)
 from albert_tf.tokenization import FullTokenizer, preprocess_text  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -5,7 +5,6 @@ References: the original run_classifier.py's evaluation loop as SPEC G.5 describ
 `best = <best before>`, strictly greater wins, `model.ckpt-best`), an uninterrupted run for
 resume, and direct model calls for `predict`.
 """
-import itertools
 import pathlib
 
 import numpy as np
@@ -14,6 +13,7 @@ import tensorflow as tf
 
 from albert_tf import AlbertConfig, AlbertModel, checkpoints, finetuning
 from albert_tf.heads import AlbertClassifier
+from albert_tf.tasks import base
 
 CONFIG = AlbertConfig(vocab_size=30, embedding_size=8, hidden_size=16, num_hidden_layers=1,
                       num_attention_heads=2, intermediate_size=32, max_position_embeddings=16,
@@ -51,16 +51,38 @@ def settings(output_dir, **overrides):
     return finetuning.FinetuningSettings(**values)
 
 
+class Scripted(base.Task):
+    """A task training with `loss_fn` on `train_input`, whose dev metrics are the given
+    accuracies in turn (None: no dev set). With `seen`, each evaluation records the weights
+    of `self.model` (set it to the tuner's model)."""
+
+    metric_key = "eval_accuracy"
+
+    def __init__(self, values=None, seen=None):
+        super().__init__(CONFIG, None)
+        self.values = None if values is None else iter(values)
+        self.seen, self.model = seen, None
+
+    def per_example_loss(self, model, batch, training):
+        return loss_fn(model, batch, training)
+
+    def train_input(self):
+        return train_input
+
+    def eval_input(self):
+        if self.values is None:
+            return None
+        return base.PredictInput(tf.data.Dataset.from_tensor_slices(features(4)))
+
+    def metrics(self, predictions):
+        assert predictions["logits"].shape == (4, 2)
+        if self.seen is not None:
+            self.seen.append([w.numpy().copy() for w in self.model.weights])
+        return {"eval_accuracy": next(self.values), "eval_loss": 0.5}
+
+
 def scripted(values, seen=None):
-    """An evaluate_fn returning the given accuracies in turn (and recording the weights)."""
-    values = iter(values)
-
-    def evaluate_fn(tuner):
-        if seen is not None:
-            seen.append([w.numpy().copy() for w in tuner.model.weights])
-        return {"eval_accuracy": next(values), "eval_loss": 0.5}
-
-    return evaluate_fn
+    return Scripted(values, seen)
 
 
 def weights_of(prefix, model):
@@ -82,8 +104,9 @@ def selection_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("selection")
     seen = []
     tuner = finetuning.FineTuner(CONFIG, settings(out, keep_checkpoint_max=2), build_model)
-    result = tuner.train(loss_fn, train_input, scripted([0.5, 0.7, 0.7, 0.6], seen),
-                         metric_key="eval_accuracy")
+    task = scripted([0.5, 0.7, 0.7, 0.6], seen)
+    task.model = tuner.model
+    result = tuner.train(task)
     final = [w.numpy().copy() for w in tuner.model.weights]
     return out, tuner, result, seen, final
 
@@ -150,21 +173,14 @@ def test_a_crashed_run_resumes_and_ends_with_the_weights_of_an_uninterrupted_one
     _, _, _, _, uninterrupted = selection_run
 
     def crash_at_second_evaluation():
-        calls = itertools.count()
-
-        def evaluate_fn(tuner):
-            if next(calls) == 1:
-                raise Crash()   # after the step-4 state was saved, before its evaluation
-            return {"eval_accuracy": 0.1}
-        return evaluate_fn
+        yield 0.1
+        raise Crash()   # after the step-4 state was saved, before its evaluation
 
     crashed = finetuning.FineTuner(CONFIG, settings(tmp_path / "crashed"), build_model)
     with pytest.raises(Crash):
-        crashed.train(loss_fn, train_input, crash_at_second_evaluation(),
-                      metric_key="eval_accuracy")
+        crashed.train(scripted(crash_at_second_evaluation()))
     resumed = finetuning.FineTuner(CONFIG, settings(tmp_path / "crashed"), build_model)
-    result = resumed.train(loss_fn, train_input, scripted([0.2, 0.3, 0.4]),
-                           metric_key="eval_accuracy")
+    result = resumed.train(scripted([0.2, 0.3, 0.4]))
     # The step-4 checkpoint, whose evaluation the crash lost, is evaluated on resume.
     assert sorted(result.evaluations) == [4, 6, 8]
     assert int(resumed.optimizer.iterations.numpy()) == 8
@@ -178,12 +194,12 @@ def test_a_crashed_run_resumes_and_ends_with_the_weights_of_an_uninterrupted_one
 
 def test_train_only_snapshots_then_the_eval_pass_keeps_only_the_best(tmp_path):
     tuner = finetuning.FineTuner(CONFIG, settings(tmp_path, train_step=6), build_model)
-    tuner.train(loss_fn, train_input)
+    tuner.train(Scripted())
     assert sorted(tuner.snapshots()) == [2, 4, 6]
     expected = weights_of(tuner.snapshots()[4], tuner.model)
 
     evaluator = finetuning.FineTuner(CONFIG, settings(tmp_path, train_step=6), build_model)
-    result = evaluator.evaluate_checkpoints(scripted([0.3, 0.9, 0.9]), "eval_accuracy")
+    result = evaluator.evaluate_checkpoints(scripted([0.3, 0.9, 0.9]))
     assert (result.best_step, result.best_value) == (4, 0.9)
     assert evaluator.snapshots() == {}            # non-best deleted, best renamed
     for ours, theirs in zip(weights_of(str(tmp_path / "model.ckpt-best"), tuner.model),
@@ -192,14 +208,14 @@ def test_train_only_snapshots_then_the_eval_pass_keeps_only_the_best(tmp_path):
     assert (tmp_path / "best_trial.txt").read_text() == "6:4:0.9"
 
     # A finished evaluation is not repeated (the original's loop failed here).
-    again = evaluator.evaluate_checkpoints(lambda tuner: 1 / 0, "eval_accuracy")
+    again = evaluator.evaluate_checkpoints(scripted([]))   # any evaluation would fail
     assert (again.best_step, again.best_value) == (4, 0.9)
 
 
 def test_eval_pass_without_checkpoints_is_an_error(tmp_path):
     tuner = finetuning.FineTuner(CONFIG, settings(tmp_path), build_model)
     with pytest.raises(FileNotFoundError, match="No checkpoint to evaluate"):
-        tuner.evaluate_checkpoints(scripted([1.0]), "eval_accuracy")
+        tuner.evaluate_checkpoints(scripted([1.0]))
 
 
 # --- Warm start --------------------------------------------------------------------------
@@ -225,7 +241,7 @@ def test_init_checkpoint_matching_nothing_stops_before_training(tmp_path):
         CONFIG, settings(tmp_path / "out", init_checkpoint=str(tmp_path / "other")),
         build_model)
     with pytest.raises(checkpoints.CheckpointMismatchError, match="No variable of the model"):
-        tuner.train(loss_fn, train_input)
+        tuner.train(Scripted())
     assert not (tmp_path / "out" / "train_state").exists()
 
 

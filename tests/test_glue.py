@@ -19,8 +19,9 @@ import sentencepiece as spm
 import tensorflow as tf
 
 from albert_tf import AlbertConfig, checkpoints, finetuning, tokenization
+from albert_tf import export as export_lib
 from albert_tf.heads import AlbertClassifier
-from albert_tf.tasks import TaskDataError, glue
+from albert_tf.tasks import TaskDataError, base, glue, glue_task
 from albert_tf.training import SettingsError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -439,7 +440,7 @@ def logits_for(predictions, num_labels=2):
 def test_accuracy_and_f1_for_mrpc():
     labels = np.array([1, 0, 1, 1, 0])
     predictions = np.array([1, 0, 0, 1, 1])   # tp 2, tn 1, fp 1, fn 1
-    m = glue.compute_metrics(glue.get_task("mrpc"), logits_for(predictions), labels,
+    m = glue_task.compute_metrics(glue.get_task("mrpc"), logits_for(predictions), labels,
                              np.zeros(5))
     assert m["eval_accuracy"] == pytest.approx(3 / 5)
     assert m["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
@@ -449,7 +450,7 @@ def test_accuracy_and_f1_for_mrpc():
 def test_matthews_correlation_for_cola():
     labels = np.array([1, 0, 1, 1, 0])
     predictions = np.array([1, 0, 0, 1, 1])
-    m = glue.compute_metrics(glue.get_task("cola"), logits_for(predictions), labels,
+    m = glue_task.compute_metrics(glue.get_task("cola"), logits_for(predictions), labels,
                              np.zeros(5))
     # (tp*tn - fp*fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn)) = (2 - 1) / sqrt(3*3*2*2)
     assert m["matthew_corr"] == pytest.approx(1 / 6)
@@ -459,7 +460,7 @@ def test_matthews_correlation_for_cola():
 def test_pearson_spearman_and_mse_for_stsb():
     predictions = np.array([1.0, 2.0, 3.0, 4.0])
     labels = np.array([1.0, 3.0, 2.0, 40.0])
-    m = glue.compute_metrics(glue.get_task("sts-b"), predictions[:, None], labels,
+    m = glue_task.compute_metrics(glue.get_task("sts-b"), predictions[:, None], labels,
                              (predictions - labels) ** 2)
     dx, dy = predictions - 2.5, labels - labels.mean()
     assert m["pearson"] == pytest.approx((dx * dy).sum() / np.sqrt((dx ** 2).sum()
@@ -472,14 +473,14 @@ def test_pearson_spearman_and_mse_for_stsb():
 
 def test_loss_is_the_mean_of_eval_batch_means():
     losses = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    m = glue.compute_metrics(glue.get_task("rte"), logits_for(np.zeros(5, int)),
+    m = glue_task.compute_metrics(glue.get_task("rte"), logits_for(np.zeros(5, int)),
                              np.zeros(5), losses, batch_size=2)
     assert m["eval_loss"] == pytest.approx(3.0)
     assert m["loss"] == pytest.approx((1.5 + 3.5 + 5.0) / 3)
 
 
 def test_constant_predictions_give_zero_correlation():
-    m = glue.compute_metrics(glue.get_task("sts-b"), np.ones((3, 1)), np.array([1., 2., 3.]),
+    m = glue_task.compute_metrics(glue.get_task("sts-b"), np.ones((3, 1)), np.array([1., 2., 3.]),
                              np.zeros(3))
     assert (m["pearson"], m["spearman"]) == (0.0, 0.0)
 
@@ -494,7 +495,7 @@ def test_submission_has_header_guids_and_label_names(tmp_path):
     examples = [glue.InputExample("0", "a", "b", "contradiction"),
                 glue.InputExample("1", "c", "d", "contradiction")]
     logits = np.array([[0.0, 2.0, 0.0], [0.0, 0.0, 5.0]])
-    paths = glue.write_predictions(task, task.test[1], examples, logits, str(tmp_path),
+    paths = glue_task.write_predictions(task, task.test[1], examples, logits, str(tmp_path),
                                    primary=False)
     assert paths == [str(tmp_path / "glue_submission" / "MNLI-mm.tsv")]
     assert pathlib.Path(paths[0]).read_text() == "index\tprediction\n0\tentailment\n1\tneutral\n"
@@ -503,7 +504,7 @@ def test_submission_has_header_guids_and_label_names(tmp_path):
 def test_primary_test_file_also_gets_the_original_two_files(tmp_path):
     task = glue.get_task("sts-b")
     examples = [glue.InputExample("4", "a", "b", 0.0)]
-    glue.write_predictions(task, task.test[0], examples, np.array([[3.25]]), str(tmp_path),
+    glue_task.write_predictions(task, task.test[0], examples, np.array([[3.25]]), str(tmp_path),
                            primary=True)
     assert (tmp_path / "test_results.tsv").read_text() == "3.25\n"
     assert (tmp_path / "submit_results.tsv").read_text() == "index\tprediction\n4\t3.25\n"
@@ -514,7 +515,7 @@ def test_primary_test_file_also_gets_the_original_two_files(tmp_path):
 def test_test_results_hold_softmax_probabilities(tmp_path):
     task = glue.get_task("rte")
     examples = [glue.InputExample("0", "a", "b", "entailment")]
-    glue.write_predictions(task, task.test[0], examples, np.array([[0.0, np.log(3.0)]]),
+    glue_task.write_predictions(task, task.test[0], examples, np.array([[0.0, np.log(3.0)]]),
                            str(tmp_path), primary=True)
     values = [float(v) for v in (tmp_path / "test_results.tsv").read_text().split("\t")]
     assert values == pytest.approx([0.25, 0.75], abs=1e-6)
@@ -567,7 +568,7 @@ def fine_tuned(tmp_path_factory, spm_model, sp):
     classifier = glue.ClassifierSettings(
         task_name="MRPC", data_dir=str(root / "glue"), spm_model_file=spm_model,
         do_train=True, do_eval=True, do_predict=True, export_dir=str(root / "export"))
-    outcome = glue.run_classifier(config, settings, classifier)
+    outcome = glue_task.run_classifier(config, settings, classifier)
     return dict(root=root, out=root / "out", config=config, outcome=outcome,
                 settings=settings)
 
@@ -651,8 +652,17 @@ def test_rerunning_a_finished_run_trains_nothing_and_keeps_the_record(fine_tuned
     tuner = finetuning.FineTuner(fine_tuned["config"], fine_tuned["settings"],
                                  lambda c: AlbertClassifier(c, 2))
     # Neither the input, the loss nor the evaluation may run again.
-    result = tuner.train(None, None, evaluate_fn=lambda tuner: 1 / 0,
-                         metric_key="eval_accuracy")
+
+    class NothingMayRun(base.Task):
+        metric_key = "eval_accuracy"
+
+        def eval_input(self):
+            return base.PredictInput(tf.data.Dataset.range(1))
+
+        def metrics(self, predictions):
+            return 1 / 0
+
+    result = tuner.train(NothingMayRun(fine_tuned["config"], fine_tuned["settings"]))
     assert result.global_step == 60
     assert (fine_tuned["out"] / "best_trial.txt").read_text() == record_before
 
@@ -760,7 +770,7 @@ def test_mnli_prediction_writes_matched_mismatched_and_ax_files(tmp_path, spm_mo
     settings = finetuning.FinetuningSettings(output_dir=str(out), max_seq_length=16)
     classifier = glue.ClassifierSettings(task_name="MNLI", data_dir=str(glue_dir),
                                          spm_model_file=spm_model, do_predict=True)
-    glue.run_classifier(config, settings, classifier)
+    glue_task.run_classifier(config, settings, classifier)
     lines = {name: (out / "glue_submission" / name).read_text().splitlines()
              for name in ("MNLI-m.tsv", "MNLI-mm.tsv", "AX.tsv")}
     assert {name: len(rows) - 1 for name, rows in lines.items()} == {
@@ -778,8 +788,9 @@ def test_single_text_export_takes_text_a_and_carries_the_threshold(tmp_path, spm
     config = AlbertConfig(vocab_size=sp.GetPieceSize(), **TINY)
     model = AlbertClassifier(config, 2)
     task = glue.get_task("sst-2")
-    folder = glue.export_classifier(model, str(tmp_path / "export"), spm_model, True, 16, task,
-                                    threshold=0.25)
+    folder = export_lib.export_saved_model(model, str(tmp_path / "export"), spm_model, True, 16,
+                                           head="classifier", labels=task.labels,
+                                           versioned=True, threshold=0.25)
     served = tf.saved_model.load(folder).signatures["serving_default"]
     assert list(served.structured_input_signature[1]) == ["text_a"]
     texts = ["Good  day!", "a sad night"]
@@ -800,7 +811,9 @@ def test_regression_export_returns_the_score_as_the_original(tmp_path, spm_model
     config = AlbertConfig(vocab_size=sp.GetPieceSize(), **TINY)
     model = AlbertClassifier(config, 1)
     task = glue.get_task("sts-b")
-    folder = glue.export_classifier(model, str(tmp_path / "export"), spm_model, True, 16, task)
+    folder = export_lib.export_saved_model(model, str(tmp_path / "export"), spm_model, True, 16,
+                                           head="classifier", text_pair=task.is_pair,
+                                           versioned=True)
     served = tf.saved_model.load(folder).signatures["serving_default"]
     assert sorted(served.structured_input_signature[1]) == ["text_a", "text_b"]
     pairs = [("A man plays a guitar.", "Someone plays music."), ("Cats sleep.", "")]

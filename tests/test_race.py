@@ -22,7 +22,7 @@ from albert_tf import AlbertConfig
 from albert_tf import finetuning
 from albert_tf import training
 from albert_tf.tasks import TaskDataError
-from albert_tf.tasks import race
+from albert_tf.tasks import race, race_task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -356,7 +356,7 @@ def test_loss_is_cross_entropy_of_the_softmax_over_the_four_options():
                        [0.0, 0.0, math.log(6.0), 0.0]],     # p(B) = 1 / 9
                       np.float32)
     labels = np.array([2, 0, 1])
-    losses = race.per_example_loss(logits, labels).numpy()
+    losses = race_task.per_example_loss(logits, labels).numpy()
     np.testing.assert_allclose(losses, [math.log(4.0), math.log(2.0), math.log(9.0)],
                                rtol=1e-6)
 
@@ -366,7 +366,7 @@ def test_metrics_give_accuracy_per_level_and_overall():
     labels = [0, 1, 0, 3, 1]                                 # right: yes yes no yes no
     levels = ["middle", "middle", "middle", "high", "high"]
     losses = [1.0, 2.0, 3.0, 4.0, 5.0]
-    metrics = race.compute_metrics(logits, labels, losses, levels, batch_size=2)
+    metrics = race_task.compute_metrics(logits, labels, losses, levels, batch_size=2)
     assert metrics["eval_accuracy"] == pytest.approx(3 / 5)
     assert metrics["eval_accuracy_middle"] == pytest.approx(2 / 3)
     assert metrics["eval_accuracy_high"] == pytest.approx(1 / 2)
@@ -390,15 +390,15 @@ def test_head_and_loss_agree_with_hand_computation_on_a_tiny_model():
     logits = model(batch, training=False)["logits"].numpy()
     by_hand = -np.log(np.exp(logits[np.arange(3), batch["label_ids"]])
                       / np.exp(logits).sum(-1))
-    np.testing.assert_allclose(race.race_loss_fn(model, batch, False).numpy(), by_hand,
+    np.testing.assert_allclose(race_task.race_loss_fn(model, batch, False).numpy(), by_hand,
                                rtol=1e-5)
 
 
 def test_prediction_lines_give_id_question_letter_and_probabilities():
     examples = [race.RaceExample("high9.txt", 2, "high", "a", ("q",) * 4, 1),
                 race.RaceExample("middle1.txt", 0, "middle", "a", ("q",) * 4, None)]
-    lines = race.prediction_lines(examples, [[0.1, 0.2, 0.6, 0.1], [0.7, 0.1, 0.1, 0.1]])
-    assert lines[0].split("\t") == list(race.PREDICTIONS_HEADER)
+    lines = race_task.prediction_lines(examples, [[0.1, 0.2, 0.6, 0.1], [0.7, 0.1, 0.1, 0.1]])
+    assert lines[0].split("\t") == list(race_task.PREDICTIONS_HEADER)
     assert lines[1].split("\t")[:5] == ["high9.txt", "2", "high", "C", "B"]
     assert [float(p) for p in lines[1].split("\t")[5:]] == pytest.approx([0.1, 0.2, 0.6, 0.1])
     assert lines[2].split("\t")[:5] == ["middle1.txt", "0", "middle", "A", ""]
@@ -421,7 +421,7 @@ def tiny_config(sp, **overrides):
 def test_conflicting_level_flags_stop_before_any_work(tmp_path, spm_model, sp):
     settings = finetuning.FinetuningSettings(output_dir=str(tmp_path / "out"))
     with pytest.raises(training.SettingsError, match="exclude each other"):
-        race.run_race(tiny_config(sp), settings, race.RaceSettings(
+        race_task.run_race(tiny_config(sp), settings, race.RaceSettings(
             data_dir=str(tmp_path), spm_model_file=spm_model, high_only=True,
             middle_only=True))
 
@@ -439,7 +439,7 @@ def test_tiny_model_learns_to_answer_from_the_article(tmp_path, spm_model, sp):
         output_dir=str(tmp_path / "out"), max_seq_length=32, train_batch_size=16,
         eval_batch_size=16, learning_rate=1e-3, train_step=600, warmup_step=60,
         save_checkpoints_steps=300, iterations_per_loop=300, log_steps=100, seed=2)
-    outcome = race.run_race(tiny_config(sp), settings, race.RaceSettings(
+    outcome = race_task.run_race(tiny_config(sp), settings, race.RaceSettings(
         data_dir=data_dir, spm_model_file=spm_model, max_qa_length=16, dropout_prob=0.0))
     result = outcome["result"]
     best = result.evaluations[result.best_step]
@@ -481,7 +481,7 @@ def test_run_race_script_trains_evaluates_and_predicts(tmp_path, spm_model, sp):
     assert any(line.startswith("eval_accuracy = ") for line in predict)
     assert predict[-1].startswith("best = ")
     rows = (out / "test_predictions.tsv").read_text().splitlines()
-    assert rows[0].split("\t") == list(race.PREDICTIONS_HEADER)
+    assert rows[0].split("\t") == list(race_task.PREDICTIONS_HEADER)
     assert len(rows) == 1 + 12   # 6 questions per level
     assert rows[1].split("\t")[:3] == ["middle0.txt", "0", "middle"]
     assert all(r.split("\t")[3] in "ABCD" for r in rows[1:])

@@ -667,7 +667,7 @@ def test_prediction_files_are_written_as_the_original(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 def test_v1_loss_is_the_mean_of_start_and_end_cross_entropy():
-    from albert_tf.tasks.squad_training import squad_v1_loss
+    from albert_tf.tasks.squad_task import squad_v1_loss
     start = np.array([[1.0, 2.0, 3.0]], np.float32)
     end = np.array([[0.0, 0.0, 1.0]], np.float32)
 
@@ -681,7 +681,7 @@ def test_v1_loss_is_the_mean_of_start_and_end_cross_entropy():
 
 
 def test_v2_loss_weights_span_and_answerability_by_half():
-    from albert_tf.tasks.squad_training import squad_v2_loss
+    from albert_tf.tasks.squad_task import squad_v2_loss
     start_lp = np.log(np.array([[0.5, 0.25, 0.25]], np.float32))
     end_lp = np.log(np.array([[0.1, 0.1, 0.8]], np.float32))
 
@@ -699,6 +699,6 @@ def test_v2_loss_weights_span_and_answerability_by_half():
 
 def test_steps_are_counted_in_questions_as_the_original():
     # README v1.1: 87,599 questions, batch 48, 2 epochs -> 3649 steps, 364 warm-up.
-    from albert_tf.tasks.squad_training import train_steps
+    from albert_tf.tasks.squad_task import train_steps
     assert train_steps(87599, 48, 2.0, 0.1) == (3649, 364)
     assert train_steps(130319, 48, 2.0, 0.1) == (5429, 542)

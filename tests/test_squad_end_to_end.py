@@ -20,7 +20,7 @@ import pytest
 
 from albert_tf.config import AlbertConfig
 from albert_tf.finetuning import FinetuningSettings
-from albert_tf.tasks.squad_training import SquadSettings, run_squad
+from albert_tf.tasks.squad_task import SquadSettings, run_squad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANIMALS = "cat dog fox owl bee cow pig hen ant bat elk eel yak ram emu gnu".split()
@@ -137,10 +137,12 @@ def test_v1_smoke_writes_the_original_outputs_and_resumes(tmp_path, spm_model):
     import numpy as np
     import tensorflow as tf
     from albert_tf.checkpoints import load_original_checkpoint
-    from albert_tf.tasks.squad_training import build_squad_model, export_squad_model
+    from albert_tf.export import export_finetuned
+    from albert_tf.tasks.squad_task import build_squad_model
     config = _tiny_config(_vocab_size(spm_model))
-    exported = tf.saved_model.load(export_squad_model(config, settings, squad_settings,
-                                                      str(tmp_path / "export")))
+    exported = tf.saved_model.load(export_finetuned(
+        build_squad_model(config, squad_settings), settings.output_dir, str(tmp_path / "export"),
+        init_checkpoint=settings.init_checkpoint, max_seq_length=settings.max_seq_length))
     batch = next(iter(eval_batches(squad_settings.predict_feature_file)))
     served = exported.signatures["serving_default"](**batch)
     model = build_squad_model(config, squad_settings)
@@ -151,7 +153,7 @@ def test_v1_smoke_writes_the_original_outputs_and_resumes(tmp_path, spm_model):
 
 
 def eval_batches(path):
-    from albert_tf.tasks.squad_training import eval_dataset
+    from albert_tf.tasks.squad_task import eval_dataset
     return eval_dataset(path, 64, is_v2=False).map(
         lambda f: {k: f[k] for k in ("input_ids", "input_mask", "segment_ids")}).batch(4)
 

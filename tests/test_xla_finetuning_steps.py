@@ -27,8 +27,8 @@ from albert_tf import training
 from albert_tf.config import AlbertConfig
 from albert_tf.finetuning import FineTuner, FinetuningSettings
 from albert_tf.heads import AlbertClassifier, AlbertMultipleChoice
-from albert_tf.tasks import glue, race, squad
-from albert_tf.tasks import squad_training
+from albert_tf.tasks import glue, glue_task, race, race_task, squad
+from albert_tf.tasks import squad_task
 from albert_tf.tokenization import FullTokenizer
 from albert_tf.train_sentencepiece import train_sentencepiece
 
@@ -136,7 +136,7 @@ def test_glue_train_step_compiles_whole(tmp_path, tokenizer, task_name):
     batch = first_batch(glue.train_input(path, SEQ, task.is_regression, seed=1)(4))
     assert_xla_step_matches_plain_step(
         tmp_path, lambda c: AlbertClassifier(c, task.num_labels, dropout_prob=0.0),
-        glue.classifier_loss_fn(task), batch)
+        glue_task.classifier_loss_fn(task), batch)
 
 
 @pytest.mark.parametrize("task_name", ["rte", "sts-b"])
@@ -149,17 +149,18 @@ def test_glue_evaluation_scores_every_example_once_without_padding(tmp_path, tok
     tuner = make_tuner(tmp_path, lambda c: AlbertClassifier(c, task.num_labels, dropout_prob=0.0),
                        jit_compile=True)
     # 7 examples in batches of 3: the third batch holds one example and two paddings.
-    metrics = glue.make_evaluator(task, path, SEQ, batch_size=3)(tuner)
     outputs = tuner.predict(glue.load_features(path, SEQ, task.is_regression),
-                            glue.classifier_output_fn(task), batch_size=3,
+                            glue_task.classifier_output_fn(task), batch_size=3,
                             keep=("label_ids",))
+    metrics = glue_task.compute_metrics(task, outputs["logits"], outputs["label_ids"],
+                                        outputs["loss"], 3)
     reference = one_by_one(tuner.model, glue.load_features(path, SEQ, task.is_regression),
-                           glue.classifier_output_fn(task))
+                           glue_task.classifier_output_fn(task))
     labels = [task.labels.index(e.label) if not task.is_regression else e.label
               for e in examples]
     np.testing.assert_allclose(outputs["label_ids"], labels, rtol=1e-6)   # file order
     np.testing.assert_allclose(outputs["logits"], reference["logits"], atol=ATOL)
-    want = glue.compute_metrics(task, reference["logits"], labels, reference["loss"], 3)
+    want = glue_task.compute_metrics(task, reference["logits"], labels, reference["loss"], 3)
     assert sorted(metrics) == sorted(want)
     for key in want:
         assert metrics[key] == pytest.approx(want[key], abs=ATOL), key
@@ -202,7 +203,7 @@ def squad_json(seed, paragraphs, v2):
 
 
 def squad_settings(version):
-    return squad_training.SquadSettings(squad_version=version, max_query_length=8,
+    return squad_task.SquadSettings(squad_version=version, max_query_length=8,
                                         doc_stride=8, start_n_top=2, end_n_top=2,
                                         dropout_prob=0.0)
 
@@ -217,8 +218,8 @@ def test_squad_train_step_compiles_whole(tmp_path, tokenizer, version):
                                  q.max_query_length)
     batch = first_batch(squad.squad_dataset(features, SEQ, True, 4, is_v2=q.is_v2, seed=1))
     assert_xla_step_matches_plain_step(
-        tmp_path, lambda c: squad_training.build_squad_model(c, q),
-        squad_training.squad_loss_fn(q), batch)
+        tmp_path, lambda c: squad_task.build_squad_model(c, q),
+        squad_task.squad_loss_fn(q), batch)
 
 
 @pytest.mark.parametrize("version", ["1.1", "2.0"])
@@ -232,9 +233,9 @@ def test_squad_prediction_scores_every_feature_once_in_file_order(tmp_path, toke
                                            q.doc_stride, q.max_query_length)
     batch_size = 3 if len(features) % 3 else 5
     assert len(features) % batch_size, len(features)
-    tuner = make_tuner(tmp_path, lambda c: squad_training.build_squad_model(c, q),
+    tuner = make_tuner(tmp_path, lambda c: squad_task.build_squad_model(c, q),
                        jit_compile=True)
-    dataset = squad_training.eval_dataset(features_path, SEQ, q.is_v2)
+    dataset = squad_task.eval_dataset(features_path, SEQ, q.is_v2)
     outputs = tuner.predict(dataset, batch_size=batch_size, keep=("unique_ids",),
                             num_examples=len(features))
     assert outputs["unique_ids"].tolist() == [f.unique_id for f in features]
@@ -285,7 +286,7 @@ def test_race_train_step_compiles_whole(tmp_path, spm_model):
     batch = first_batch(race.train_input(path, SEQ, seed=1)(4))
     assert_xla_step_matches_plain_step(
         tmp_path, lambda c: AlbertMultipleChoice(c, race.NUM_CHOICES, 0.0),
-        race.race_loss_fn, batch)
+        race_task.race_loss_fn, batch)
 
 
 def test_race_evaluation_scores_every_question_once_without_padding(tmp_path, spm_model):
@@ -293,12 +294,13 @@ def test_race_evaluation_scores_every_question_once_without_padding(tmp_path, sp
     examples, path = race_features(tmp_path, tokenizer, "dev", 4, 2)   # 8 questions
     tuner = make_tuner(tmp_path, lambda c: AlbertMultipleChoice(c, race.NUM_CHOICES, 0.0),
                        jit_compile=True)
-    metrics = race.make_evaluator(path, examples, SEQ, batch_size=3)(tuner)
-    outputs = race.predict_split(tuner, path, examples, SEQ, 3)
+    outputs = race_task.predict_split(tuner, path, examples, SEQ, 3)
+    metrics = race_task.compute_metrics(outputs["logits"], outputs["label_ids"], outputs["loss"],
+                                        [e.level for e in examples], 3)
     assert outputs["label_ids"].tolist() == [e.label for e in examples]
-    reference = one_by_one(tuner.model, race.load_features(path, SEQ), race.race_output_fn)
+    reference = one_by_one(tuner.model, race.load_features(path, SEQ), race_task.race_output_fn)
     np.testing.assert_allclose(outputs["logits"], reference["logits"], atol=ATOL)
-    want = race.compute_metrics(reference["logits"], [e.label for e in examples],
+    want = race_task.compute_metrics(reference["logits"], [e.label for e in examples],
                                 reference["loss"], [e.level for e in examples], 3)
     assert sorted(metrics) == sorted(want)
     for key in want:

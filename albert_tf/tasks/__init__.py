@@ -4,7 +4,9 @@
   diagnostic set, and a generic `tsv` task for one's own data).
 - the SQuAD and RACE modules beside it, for run_squad.py and run_race.py.
 
-Every task runs on the generic loop of `albert_tf.finetuning`.
+Each benchmark's data code (readers, features) lives apart from its run: `glue_task`,
+`race_task` and `squad_task` implement the `base.Task` interface, and `base.run` runs every
+one of them on the loop of `albert_tf.finetuning`.
 """
 
 from albert_tf.errors import UserError

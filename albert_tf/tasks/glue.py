@@ -1,4 +1,4 @@
-"""GLUE fine-tuning, as the original run_classifier.py and classifier_utils.py, on `finetuning`.
+"""GLUE data, as the original run_classifier.py and classifier_utils.py: tasks, readers, features.
 
 One table (`TASKS`) says, for every task, which files it reads under the GLUE root
 (`--data_dir`, the layout download_glue_data.py writes), which columns hold the guid, the
@@ -18,28 +18,21 @@ Pipeline (what the original does, and where we add to it):
                     sequence length, tokenizer and data, so that a change never reuses a
                     stale file (the original reuses any file of the right name);
                     `albert_tf.feature_cache` writes, keys and reads them.
-    compute_metrics the original's `eval_accuracy`, `eval_loss`, `matthew_corr`, `pearson`,
-                    `MSE`, plus the official GLUE metrics it lacks: `f1` (MRPC, QQP) and
-                    `spearman` (STS-B), with scikit-learn and SciPy.
-    write_predictions   `test_results.tsv` and `submit_results.tsv` as the original, and the
-                    GLUE-server files (`glue_submission/MNLI-m.tsv`, `AX.tsv`, ...).
-    export_classifier   a SavedModel that takes raw strings and returns probabilities.
 
-`run_classifier` strings them together on `albert_tf.finetuning.FineTuner`.
+The run (loss, metrics, prediction files, `run_classifier`) is `albert_tf.tasks.glue_task`.
 """
 
 import csv
 import dataclasses
 import io
 import sys
+from typing import Optional
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 
 from albert_tf import feature_cache
 from albert_tf import files
-from albert_tf import finetuning
 from albert_tf import tokenization
 from albert_tf import training
 from albert_tf.settings import ClassifierSettings  # noqa: F401 (re-exported)
@@ -113,9 +106,9 @@ class GlueTask:
     """
 
     name: str
-    labels: tuple
+    labels: Optional[tuple]
     metric: str
-    train: SplitFile
+    train: Optional[SplitFile]
     dev: tuple
     test: tuple
     f1: bool = False
@@ -508,349 +501,12 @@ def load_features(path, max_seq_length, regression):
     return feature_cache.load_dataset(path, parse)
 
 
-def train_input(path, max_seq_length, regression, seed=None):
+def train_input(path, max_seq_length, regression, seed=None, **batching):
     """`dataset_fn(batch_size, num_shards, shard_index)` for `FineTuner.train`.
 
     As the original: repeat, then shuffle with a buffer of only 100 records, batches with
     the remainder dropped (so epochs blend and batches follow the file order closely).
+    `batching`: `length_buckets`, `group_by_length` (see `feature_cache.train_dataset_fn`).
     """
     parse = feature_cache.record_parser(feature_spec(max_seq_length, regression))
-    return feature_cache.train_dataset_fn(path, parse, seed)
-
-
-# =========================================================================================
-# Loss and metrics
-# =========================================================================================
-
-
-def per_example_loss(task, outputs, labels):
-    """Cross-entropy against the label (classification) or squared error (regression), [B].
-
-    The original's losses; the batch loss is their mean.
-    """
-    logits = tf.cast(outputs["logits"], tf.float32)
-    if task.is_regression:
-        return tf.square(tf.squeeze(logits, -1) - tf.cast(labels, tf.float32))
-    log_probs = tf.nn.log_softmax(logits, axis=-1)
-    return -tf.gather(log_probs, tf.cast(labels, tf.int32), batch_dims=1)
-
-
-def classifier_loss_fn(task):
-    """`loss_fn(model, batch, training) -> [B]` for `FineTuner.train`."""
-    def loss_fn(model, batch, training):
-        return per_example_loss(task, model(batch, training=training), batch["label_ids"])
-    return loss_fn
-
-
-def classifier_output_fn(task):
-    """`output_fn(model, batch)` for `FineTuner.predict`: logits and per-example loss."""
-    def output_fn(model, batch):
-        outputs = model(batch, training=False)
-        return {"logits": tf.cast(outputs["logits"], tf.float32),
-                "loss": per_example_loss(task, outputs, batch["label_ids"])}
-    return output_fn
-
-
-def _correlation(fn, x, y):
-    # Undefined when one side is constant (SciPy returns NaN and warns); 0 then, as the
-    # original's Matthews correlation does with a zero denominator.
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return 0.0
-    return float(fn(x, y)[0])
-
-
-def compute_metrics(task, logits, labels, losses, batch_size=None):
-    """The dev metrics of a task, under the original's names.
-
-    Args:
-      task: the `GlueTask`.
-      logits: [N, num_labels] float.
-      labels: [N] label ids (int) or scores (float, regression).
-      losses: [N] per-example losses.
-      batch_size: the eval batch size, for `loss` (the mean over eval batches of each
-        batch's mean loss, as the Estimator reports it); None: the mean over examples.
-
-    Returns a dict of floats:
-      every task: `eval_loss` (mean per-example loss), `loss`;
-      classification: `eval_accuracy`; MRPC and QQP also `f1` (of class "1", the official
-        GLUE metric the original lacks); CoLA also `matthew_corr`;
-      regression (STS-B): `pearson`, `spearman` (official, not in the original), `MSE`.
-    """
-    from scipy import stats
-    from sklearn import metrics as skm
-
-    logits = np.asarray(logits, np.float64)
-    labels = np.asarray(labels)
-    losses = np.asarray(losses, np.float64)
-    results = {"eval_loss": float(np.mean(losses))}
-    if batch_size:
-        batches = [losses[i:i + batch_size] for i in range(0, len(losses), batch_size)]
-        results["loss"] = float(np.mean([np.mean(b) for b in batches]))
-    else:
-        results["loss"] = results["eval_loss"]
-    if task.is_regression:
-        predictions = logits.reshape(-1)
-        labels = labels.astype(np.float64)
-        results["pearson"] = _correlation(stats.pearsonr, predictions, labels)
-        results["spearman"] = _correlation(stats.spearmanr, predictions, labels)
-        results["MSE"] = float(skm.mean_squared_error(labels, predictions))
-        return results
-    predictions = np.argmax(logits, axis=-1)
-    labels = labels.astype(np.int64)
-    results["eval_accuracy"] = float(skm.accuracy_score(labels, predictions))
-    if task.name == "cola":
-        results["matthew_corr"] = float(skm.matthews_corrcoef(labels, predictions))
-    if task.f1:
-        results["f1"] = float(skm.f1_score(labels, predictions, pos_label=1,
-                                           zero_division=0.0))
-    return results
-
-
-def make_evaluator(task, features_path, max_seq_length, batch_size):
-    """`evaluate_fn(tuner) -> metrics` on a dev features file, for `FineTuner`."""
-    output_fn = classifier_output_fn(task)
-
-    def evaluate_fn(tuner):
-        dataset = load_features(features_path, max_seq_length, task.is_regression)
-        outputs = tuner.predict(dataset, output_fn, batch_size=batch_size,
-                                keep=("label_ids",))
-        return compute_metrics(task, outputs["logits"], outputs["label_ids"],
-                               outputs["loss"], batch_size)
-
-    return evaluate_fn
-
-
-# =========================================================================================
-# Predictions and submission files
-# =========================================================================================
-
-
-def _float_text(value):
-    # The original writes numpy float32 values with str().
-    return str(np.float32(value))
-
-
-def prediction_lines(task, examples, logits):
-    """(test_results lines, submission lines) of the original's two prediction files.
-
-    test_results: per example the tab-joined probabilities (for regression the raw score).
-    submission: a header `index<TAB>prediction`, then `guid<TAB>label name` (or the score).
-    """
-    logits = np.asarray(logits, np.float32)
-    if len(logits) != len(examples):
-        raise ValueError(f"{len(logits)} predictions for {len(examples)} examples.")
-    results, submission = [], ["index\tprediction"]
-    for example, row in zip(examples, logits):
-        if task.is_regression:
-            results.append(_float_text(row[0]))
-            submission.append(f"{example.guid}\t{_float_text(row[0])}")
-        else:
-            probabilities = np.exp(row - row.max())
-            probabilities /= probabilities.sum()
-            results.append("\t".join(_float_text(p) for p in probabilities))
-            submission.append(f"{example.guid}\t{task.labels[int(np.argmax(row))]}")
-    return results, submission
-
-
-def _write_lines(path, lines):
-    files.write_text(path, "".join(line + "\n" for line in lines))
-
-
-def write_predictions(task, split_file, examples, logits, output_dir, primary):
-    """Writes the prediction files of one test file; returns their paths.
-
-    `primary` (the task's first test file): `test_results.tsv` and `submit_results.tsv` in
-    `output_dir`, as the original. Every test file with a GLUE-server name also goes to
-    `output_dir/glue_submission/<name>` (e.g. `MNLI-m.tsv`), ready to zip and upload.
-    """
-    results, submission = prediction_lines(task, examples, logits)
-    paths = []
-    if primary:
-        for name, lines in (("test_results.tsv", results), ("submit_results.tsv", submission)):
-            paths.append(files.join(output_dir, name))
-            _write_lines(paths[-1], lines)
-    if split_file.submission:
-        folder = files.join(output_dir, "glue_submission")
-        paths.append(files.join(folder, split_file.submission))
-        _write_lines(paths[-1], submission)
-    return paths
-
-
-# =========================================================================================
-# Export
-# =========================================================================================
-
-
-def export_classifier(model, export_dir, spm_model_file, do_lower_case, max_seq_length,
-                      task, threshold=None):
-    """Exports a fine-tuned classifier as a SavedModel that takes raw text.
-
-    `albert_tf.export.export_saved_model` with head "classifier": `serving_default` takes
-    `text_a` (and, for pair tasks, `text_b`), string [batch], and returns `probabilities`
-    [batch, num_labels] (softmax; for regression the raw score [batch, 1], as the original),
-    `predictions` [batch] (class id, or score), `labels` (class name), `logits`, and
-    `threshold` when given (the original's `--threshold_to_export`, repeated per example),
-    besides the encoder outputs and the packed ids; the `tokens`, `text`, `text_pair` and
-    `tokenization_info` signatures are there too.
-
-    Written to `<export_dir>/<unix time>/` (as the original's Estimator export, a versioned
-    folder that TF Serving loads), under a temporary name first. Returns that folder.
-    """
-    from albert_tf import export as export_lib
-
-    if not spm_model_file:
-        raise training.SettingsError(
-            "Exporting with raw-text inputs needs the SentencePiece model (--spm_model_file).")
-    target = export_lib.export_saved_model(
-        model, export_dir, spm_model_file, do_lower_case, max_seq_length, head="classifier",
-        labels=None if task.is_regression else task.labels, text_pair=task.is_pair,
-        versioned=True, threshold=threshold)
-    logging.info("Exported the classifier to %s (inputs: %s).", target,
-                 "text_a, text_b" if task.is_pair else "text_a")
-    return target
-
-
-# =========================================================================================
-# The run
-# =========================================================================================
-
-
-def task_from_settings(classifier):
-    """The `GlueTask` that `ClassifierSettings` name."""
-    if classifier.task_name.lower() == "tsv":
-        return tsv_task(classifier.labels, classifier.text_a_column, classifier.text_b_column,
-                        classifier.label_column, classifier.tsv_header)
-    return get_task(classifier.task_name)
-
-
-def _check(config, settings, classifier, task):
-    c = classifier
-    if not (c.do_train or c.do_eval or c.do_predict or c.export_dir):
-        raise training.SettingsError(
-            "At least one of --do_train, --do_eval, --do_predict or --export_dir must be set.")
-    if settings.max_seq_length > config.max_position_embeddings:
-        raise training.SettingsError(
-            f"Cannot use --max_seq_length={settings.max_seq_length}: the model has only "
-            f"{config.max_position_embeddings} position embeddings.")
-    if settings.max_seq_length < 3:
-        raise training.SettingsError(
-            f"--max_seq_length must be at least 3, got {settings.max_seq_length}.")
-    if task.train is None and (c.do_train or c.do_eval):
-        raise training.SettingsError(
-            f"Task {task.name} has a test set only: predict it with a model fine-tuned on "
-            "MNLI (--do_predict with --output_dir set to the MNLI run's folder).")
-    best = files.join(settings.output_dir, finetuning.BEST_PREFIX + ".index")
-    if (c.do_predict or c.export_dir) and not c.do_eval and not tf.io.gfile.exists(best):
-        raise training.SettingsError(
-            f"--do_predict and --export_dir use {best[:-len('.index')]}, which the "
-            "evaluation picks: add --do_eval (it evaluates every checkpoint of the run).")
-    if not (c.spm_model_file or c.vocab_file):
-        raise training.SettingsError(
-            "Set --spm_model_file (SentencePiece) or --vocab_file (WordPiece).")
-
-
-def run_classifier(config, settings, classifier, strategy=None):
-    """Fine-tunes, evaluates, predicts and exports a GLUE (or tsv) task, as run_classifier.py.
-
-    Args:
-      config: the `AlbertConfig`.
-      settings: `finetuning.FinetuningSettings` (the loop's flags).
-      classifier: `ClassifierSettings` (task, data, tokenizer, phases).
-      strategy: a `tf.distribute.Strategy` (default: one device).
-
-    Every input file the phases need is read and checked before the model is built, and
-    `init_checkpoint` is loaded before features are converted, so bad input stops the run
-    before any work. Files written to `settings.output_dir`: see `finetuning` (checkpoints,
-    best_trial.txt, eval_results.txt, model.ckpt-best), `write_predictions`
-    (test_results.tsv, submit_results.tsv, glue_submission/) and the feature cache.
-
-    Returns a dict: `result` (the `FinetuningResult` of training/evaluation, or None),
-    `extra_eval` ({dev file name: metrics} of the other dev sets, on the best checkpoint),
-    `predictions` ({test file name: [paths]}), `export` (the SavedModel folder, or None).
-    """
-    from albert_tf.heads import AlbertClassifier
-    from albert_tf.modeling import AlbertModel
-
-    c, s = classifier, settings
-    task = task_from_settings(c)
-    _check(config, s, c, task)
-    tokenizer = tokenization.FullTokenizer(c.vocab_file, c.do_lower_case, c.spm_model_file)
-
-    def read(split_file):
-        return read_examples(task, split_file, c.data_dir, c.do_lower_case)
-
-    # 1. Read everything first: a missing file or a bad row stops the run here.
-    train_examples = read(task.train) if c.do_train else None
-    dev_sets = [(f, read(f)) for f in task.dev] if c.do_eval else []
-    test_sets = []
-    if c.do_predict:
-        for split_file in task.test:
-            if split_file.optional and not tf.io.gfile.exists(
-                    files.join(c.data_dir, split_file.path)):
-                logging.warning("No %s: its predictions (%s) are skipped.",
-                                files.join(c.data_dir, split_file.path),
-                                split_file.submission)
-                continue
-            test_sets.append((split_file, read(split_file)))
-    for name, examples in ([("train", train_examples)] if train_examples else []) + [
-            (f.name, e) for f, e in dev_sets + test_sets]:
-        logging.info("%s %s: %d examples.", task.name, name, len(examples))
-
-    # 2. The model, warm-started (a checkpoint that does not fit stops the run here).
-    def build_model(model_config):
-        encoder = AlbertModel(model_config, use_one_hot_embeddings=s.use_one_hot_embeddings)
-        return AlbertClassifier(model_config, task.num_labels, encoder=encoder)
-
-    tuner = finetuning.FineTuner(config, s, build_model, strategy)
-    if c.do_train:
-        tuner.initialize()
-
-    # 3. Features (cached), then the phases.
-    cache_dir = c.cached_dir or s.output_dir
-
-    def features(split_name, examples):
-        return cached_features(examples, task, split_name, s.max_seq_length, tokenizer,
-                               cache_dir)
-
-    outcome = {"result": None, "extra_eval": {}, "predictions": {}, "export": None}
-    evaluators = [(f, make_evaluator(task, features(f.name, e), s.max_seq_length,
-                                     s.eval_batch_size)) for f, e in dev_sets]
-    evaluate_fn = evaluators[0][1] if evaluators else None
-    if c.do_train:
-        outcome["result"] = tuner.train(
-            classifier_loss_fn(task),
-            train_input(features("train", train_examples), s.max_seq_length,
-                        task.is_regression, seed=s.seed),
-            evaluate_fn=evaluate_fn, metric_key=task.metric)
-    elif evaluate_fn is not None:
-        outcome["result"] = tuner.evaluate_checkpoints(evaluate_fn, task.metric)
-    result = outcome["result"]
-    if result is not None and result.best_step is not None:
-        logging.info("Best checkpoint: step %d, %s = %.4f.", result.best_step, task.metric,
-                     result.best_value)
-
-    if len(evaluators) > 1 or c.do_predict or c.export_dir:
-        tuner.restore_best()
-    for split_file, evaluate in evaluators[1:]:
-        metrics = evaluate(tuner)
-        outcome["extra_eval"][split_file.name] = metrics
-        tuner.add_results_section(f"{split_file.name}, best checkpoint", metrics)
-        logging.info("%s on the best checkpoint: %s", split_file.name, metrics)
-
-    output_fn = classifier_output_fn(task)
-    for index, (split_file, examples) in enumerate(test_sets):
-        dataset = load_features(features(split_file.name, examples), s.max_seq_length,
-                                task.is_regression)
-        outputs = tuner.predict(dataset, output_fn, batch_size=s.predict_batch_size,
-                                num_examples=len(examples))
-        if tuner.is_chief:
-            paths = write_predictions(task, split_file, examples, outputs["logits"],
-                                      s.output_dir, primary=index == 0)
-            outcome["predictions"][split_file.name] = paths
-            logging.info("Predictions for %s: %s", split_file.name, ", ".join(paths))
-
-    if c.export_dir and tuner.is_chief:
-        outcome["export"] = export_classifier(tuner.model, c.export_dir, c.spm_model_file,
-                                              c.do_lower_case, s.max_seq_length, task,
-                                              c.threshold_to_export)
-    return outcome
+    return feature_cache.train_dataset_fn(path, parse, seed, **batching)

@@ -1,4 +1,4 @@
-"""RACE fine-tuning, as the original run_race.py and race_utils.py, on `finetuning`.
+"""RACE data, as the original run_race.py and race_utils.py: readers and features.
 
 RACE (Lai et al., 2017) is reading comprehension with four options per question, from
 English exams of Chinese middle and high schools. Pipeline (the original's, and where we add
@@ -18,33 +18,23 @@ to it):
                     each), `label_ids`, `is_real_example` (the original's records, so files
                     made by either side feed the other), cached under a name keyed by split,
                     lengths, tokenizer and data, so a second run skips the conversion and a
-                    change never reuses a stale file.
-    compute_metrics the original's `eval_accuracy` and `eval_loss` (all questions), plus the
-                    accuracy of each level (`eval_accuracy_middle`, `eval_accuracy_high`), as
-                    RACE results are reported (RACE-M, RACE-H, RACE).
-    prediction_lines    `test_predictions.tsv`: one line per test question with its article
-                    id, question index, level, predicted letter, answer and the four
-                    probabilities.
+                    change never reuses a stale file (`albert_tf.feature_cache`).
 
-`run_race` strings them together on `albert_tf.finetuning.FineTuner`, with the
-`AlbertMultipleChoice` head (one logit per option from the pooled output, mean cross-entropy
-over the softmax of the four).
+The run (loss, metrics, prediction files, `run_race`) is `albert_tf.tasks.race_task`, with
+the `AlbertMultipleChoice` head (one logit per option from the pooled output, mean
+cross-entropy over the softmax of the four).
 """
 
 import dataclasses
-import hashlib
 import json
 import re
-import time
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 
+from albert_tf import feature_cache
 from albert_tf import files
-from albert_tf import finetuning
 from albert_tf import tokenization
-from albert_tf import training
 from albert_tf.settings import RaceSettings  # noqa: F401 (re-exported)
 from albert_tf.tasks import TaskDataError
 
@@ -365,83 +355,6 @@ def convert_example(example, tokenizer, max_seq_length, max_qa_length, article_t
     return features
 
 
-def serialize_features(features):
-    """A `tf.train.Example` (bytes) of the original record: the choices flattened."""
-    def ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-    feature = {name: ints([v for row in features[name] for v in row])
-               for name in ("input_ids", "input_mask", "segment_ids")}
-    feature["label_ids"] = ints([features["label_ids"]])
-    feature["is_real_example"] = ints([features["is_real_example"]])
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def write_features(examples, tokenizer, max_seq_length, max_qa_length, path):
-    """Converts `examples` into a TFRecord file at `path` (atomically); returns the count."""
-    def records():
-        # The questions of one article follow each other: tokenize each article once.
-        last_article, last_tokens = None, None
-        for index, example in enumerate(examples):
-            if example.article is not last_article:
-                last_article = example.article
-                last_tokens = tokenizer.tokenize(example.article)
-            features = convert_example(example, tokenizer, max_seq_length, max_qa_length,
-                                       article_tokens=last_tokens)
-            if index < 2:
-                logging.info("Example %s question %d (label %s): %s", example.example_id,
-                             example.question_index, features["label_ids"],
-                             " | ".join(" ".join(t) for t in features["tokens"]))
-            yield serialize_features(features)
-
-    start = time.time()
-    count = files.write_records(path, records(), len(examples), "questions", log=logging.info)
-    logging.info("Wrote %d questions to %s in %.1f s.", count, path, time.time() - start)
-    return count
-
-
-# Bump when the features change, so that old caches are not reused.
-_FEATURE_FORMAT = 1
-
-
-def cache_settings(examples, split, tokenizer, max_seq_length, max_qa_length):
-    """What a feature file depends on: recorded beside it, compared when it is reused."""
-    from albert_tf.tasks.glue import tokenizer_fingerprint
-    digest = hashlib.sha256()
-    for e in examples:
-        digest.update(json.dumps([e.example_id, e.question_index, e.level, e.article,
-                                  list(e.choices), e.label]).encode())
-        digest.update(b"\n")
-    return {
-        "format": _FEATURE_FORMAT,
-        "split": split,
-        "max_seq_length": int(max_seq_length),
-        "max_qa_length": int(max_qa_length),
-        "tokenizer": tokenizer_fingerprint(tokenizer),
-        "examples_sha256": digest.hexdigest(),
-        "num_examples": len(examples),
-    }
-
-
-def _settings_key(settings):
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def settings_path(feature_file):
-    """Where the settings of a feature file are recorded: the side file
-    `<folder>/_<name>.settings.json`, which globs of the data files (`<name>*`) skip."""
-    return files.side_file(feature_file, "settings.json")
-
-
-def _recorded_settings(feature_file):
-    """The settings recorded beside a feature file (also under the older name
-    `<file>.settings.json`), or None."""
-    for path in (settings_path(feature_file), feature_file + ".settings.json"):
-        if tf.io.gfile.exists(path):
-            return files.read_json(path, "feature-cache settings file")
-    return None
-
-
 def feature_spec(max_seq_length):
     """The `tf.io.parse_single_example` spec of the records (the original's)."""
     flat = [NUM_CHOICES * max_seq_length]
@@ -454,23 +367,64 @@ def feature_spec(max_seq_length):
     }
 
 
-count_records = files.count_records
+def serialize_features(features):
+    """A `tf.train.Example` (bytes) of the original record: the choices flattened."""
+    max_seq_length = len(features["input_ids"][0])
+    return feature_cache.encode_example(features, feature_spec(max_seq_length))
+
+
+def write_features(examples, tokenizer, max_seq_length, max_qa_length, path):
+    """Converts `examples` into a TFRecord file at `path` (atomically); returns the count."""
+    def features():
+        # The questions of one article follow each other: tokenize each article once.
+        last_article, last_tokens = None, None
+        for index, example in enumerate(examples):
+            if example.article is not last_article:
+                last_article = example.article
+                last_tokens = tokenizer.tokenize(example.article)
+            converted = convert_example(example, tokenizer, max_seq_length, max_qa_length,
+                                        article_tokens=last_tokens)
+            if index < 2:
+                logging.info("Example %s question %d (label %s): %s", example.example_id,
+                             example.question_index, converted["label_ids"],
+                             " | ".join(" ".join(t) for t in converted["tokens"]))
+            yield converted
+
+    return feature_cache.write_features(path, features(), feature_spec(max_seq_length),
+                                        len(examples), "questions")
+
+
+# Bump when the features change, so that old caches are not reused.
+_FEATURE_FORMAT = 1
+
+
+def cache_settings(examples, split, tokenizer, max_seq_length, max_qa_length):
+    """What a feature file depends on: recorded beside it, compared when it is reused."""
+    rows = ([e.example_id, e.question_index, e.level, e.article, list(e.choices), e.label]
+            for e in examples)
+    return {
+        "format": _FEATURE_FORMAT,
+        "split": split,
+        "max_seq_length": int(max_seq_length),
+        "max_qa_length": int(max_qa_length),
+        "tokenizer": feature_cache.tokenizer_fingerprint(tokenizer),
+        "examples_sha256": feature_cache.json_digest(rows),
+        "num_examples": len(examples),
+    }
 
 
 def _check_foreign_file(path, max_seq_length, num_examples):
     """Checks a feature file without recorded settings (e.g. the original's)."""
-    for record in tf.data.TFRecordDataset(path).take(1):
-        features = tf.train.Example.FromString(record.numpy()).features.feature
-        missing = [name for name in feature_spec(max_seq_length) if name not in features]
-        length = len(features["input_ids"].int64_list.value) if "input_ids" in features else 0
-        if missing or length != NUM_CHOICES * max_seq_length:
-            raise TaskDataError(
-                f"{path} does not hold RACE features for --max_seq_length={max_seq_length}: "
-                + (f"it lacks {missing}" if missing else
-                   f"its input_ids have {length} values, expected {NUM_CHOICES} x "
-                   f"{max_seq_length}") + ". Delete it to rebuild it, or pass another path.")
+    mismatch = feature_cache.first_record_mismatch(path, feature_spec(max_seq_length))
+    if mismatch is not None:
+        missing, length = mismatch
+        raise TaskDataError(
+            f"{path} does not hold RACE features for --max_seq_length={max_seq_length}: "
+            + (f"it lacks {missing}" if missing else
+               f"its input_ids have {length} values, expected {NUM_CHOICES} x "
+               f"{max_seq_length}") + ". Delete it to rebuild it, or pass another path.")
     if num_examples is not None:
-        count = count_records(path)
+        count = files.count_records(path)
         if count != num_examples:
             raise TaskDataError(
                 f"{path} holds {count} records but the data has {num_examples} questions; "
@@ -492,46 +446,32 @@ def cached_features(examples, split, tokenizer, max_seq_length, max_qa_length, c
         wrote), when its records fit the lengths (and their count the data).
       check_count: count the records of a foreign file (evaluation needs one per question).
 
-    Returns the path. The side file `settings_path(path)` records the settings of the files
-    we write.
+    Returns the path. The side file `feature_cache.settings_path(path)` records the
+    settings of the files we write (`feature_cache.cached`).
     """
     wanted = cache_settings(examples, split, tokenizer, max_seq_length, max_qa_length)
-    path = feature_file or files.join(
-        cache_dir, f"race_{split}.len{max_seq_length}.qa{max_qa_length}."
-                   f"{_settings_key(wanted)}.tf_record")
-    if tf.io.gfile.exists(path):
-        recorded = _recorded_settings(path)
-        if recorded is None:
-            _check_foreign_file(path, max_seq_length, len(examples) if check_count else None)
-        else:
-            diffs = [f"{key}: {recorded.get(key)!r} there, {value!r} now"
-                     for key, value in wanted.items() if recorded.get(key) != value]
-            if diffs:
-                raise TaskDataError(
-                    f"The feature file {path} was built with other settings or data "
-                    f"({'; '.join(diffs)}). Delete it (and {settings_path(path)}) to rebuild "
-                    "it, or pass another path.")
+    path = feature_file or feature_cache.keyed_path(
+        cache_dir, f"race_{split}.len{max_seq_length}.qa{max_qa_length}",
+        feature_cache.settings_key(wanted))
+
+    def build(target):
+        write_features(examples, tokenizer, max_seq_length, max_qa_length, target)
+
+    def check_foreign(target):
+        _check_foreign_file(target, max_seq_length, len(examples) if check_count else None)
+
+    reused, _ = feature_cache.cached(path, wanted, build, check_unrecorded=check_foreign)
+    if reused:
         logging.info("Using the cached RACE %s features %s (%d questions).", split, path,
                      len(examples))
-        return path
-    write_features(examples, tokenizer, max_seq_length, max_qa_length, path)
-    files.write_json(settings_path(path), wanted, sort_keys=True)
     return path
 
 
 def _parser(max_seq_length):
-    spec = feature_spec(max_seq_length)
     shape = [NUM_CHOICES, max_seq_length]
-
-    def parse(record):
-        example = tf.io.parse_single_example(record, spec)
-        # int64 in tf.Example; int32 for the model (and TPUs), as the original casts.
-        features = {name: tf.cast(t, tf.int32) for name, t in example.items()}
-        for name in ("input_ids", "input_mask", "segment_ids"):
-            features[name] = tf.reshape(features[name], shape)
-        return features
-
-    return parse
+    return feature_cache.record_parser(
+        feature_spec(max_seq_length),
+        {name: shape for name in ("input_ids", "input_mask", "segment_ids")})
 
 
 def load_features(path, max_seq_length):
@@ -540,285 +480,15 @@ def load_features(path, max_seq_length):
     Elements: `input_ids`, `input_mask`, `segment_ids` int32 [4, max_seq_length],
     `label_ids`, `is_real_example` int32 [].
     """
-    return tf.data.TFRecordDataset(path).map(_parser(max_seq_length),
-                                             num_parallel_calls=tf.data.AUTOTUNE)
+    return feature_cache.load_dataset(path, _parser(max_seq_length))
 
 
-def train_input(path, max_seq_length, seed=None):
+def train_input(path, max_seq_length, seed=None, **batching):
     """`dataset_fn(batch_size, num_shards, shard_index)` for `FineTuner.train`.
 
     As the original: no shuffling before the file is written and a shuffle buffer of only
     100 records after `repeat`, so training starts on middle-school questions (the file's
-    first part) and epochs blend; the remainder of a batch is dropped.
+    first part) and epochs blend; the remainder of a batch is dropped. `batching`:
+    `length_buckets`, `group_by_length` (see `feature_cache.train_dataset_fn`).
     """
-    parse = _parser(max_seq_length)
-
-    def dataset_fn(batch_size, num_shards=1, shard_index=0):
-        dataset = tf.data.TFRecordDataset(path)
-        if num_shards > 1:
-            dataset = dataset.shard(num_shards, shard_index)
-        dataset = dataset.repeat().shuffle(100, seed=seed)
-        dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-        return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-    return dataset_fn
-
-
-# =========================================================================================
-# Loss and metrics
-# =========================================================================================
-
-
-def per_example_loss(logits, labels):
-    """Cross-entropy of the softmax over the options against the answer, [B] float32.
-
-    The original's loss is the mean of these over the batch.
-    """
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-    return -tf.gather(log_probs, tf.cast(labels, tf.int32), batch_dims=1)
-
-
-def race_loss_fn(model, batch, training):
-    """`loss_fn(model, batch, training) -> [B]` for `FineTuner.train`."""
-    return per_example_loss(model(batch, training=training)["logits"], batch["label_ids"])
-
-
-def race_output_fn(model, batch):
-    """`output_fn(model, batch)` for `FineTuner.predict`: logits, probabilities, loss."""
-    logits = tf.cast(model(batch, training=False)["logits"], tf.float32)
-    return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1),
-            "loss": per_example_loss(logits, batch["label_ids"])}
-
-
-def compute_metrics(logits, labels, losses, levels=None, batch_size=None):
-    """RACE metrics under the original's names, with the accuracy of each level.
-
-    Args:
-      logits: [N, 4] float.
-      labels: [N] answer indices.
-      losses: [N] per-question losses.
-      levels: [N] "middle"/"high" per question (None: no per-level figures).
-      batch_size: the eval batch size, for `loss` (the mean over batches of each batch's
-        mean, as the Estimator reports it); None: the mean over questions.
-
-    Returns a dict of floats: `eval_accuracy`, `eval_loss` (over all questions; the
-    original's), `loss`, and for each level present `eval_accuracy_<level>` and
-    `eval_loss_<level>`.
-    """
-    logits = np.asarray(logits, np.float64)
-    labels = np.asarray(labels, np.int64)
-    losses = np.asarray(losses, np.float64)
-    correct = np.argmax(logits, axis=-1) == labels
-    results = {"eval_accuracy": float(np.mean(correct)), "eval_loss": float(np.mean(losses))}
-    if batch_size:
-        results["loss"] = float(np.mean([np.mean(losses[i:i + batch_size])
-                                         for i in range(0, len(losses), batch_size)]))
-    else:
-        results["loss"] = results["eval_loss"]
-    if levels is not None:
-        levels = np.asarray(levels)
-        for level in LEVELS:
-            mask = levels == level
-            if mask.any():
-                results[f"eval_accuracy_{level}"] = float(np.mean(correct[mask]))
-                results[f"eval_loss_{level}"] = float(np.mean(losses[mask]))
-    return results
-
-
-def predict_split(tuner, features_path, examples, max_seq_length, batch_size):
-    """Runs the model over a features file; returns {logits, probabilities, loss, label_ids}."""
-    return tuner.predict(load_features(features_path, max_seq_length), race_output_fn,
-                         batch_size=batch_size, keep=("label_ids",),
-                         num_examples=len(examples))
-
-
-def make_evaluator(features_path, examples, max_seq_length, batch_size):
-    """`evaluate_fn(tuner) -> metrics` on a dev features file, for `FineTuner`."""
-    levels = [e.level for e in examples]
-
-    def evaluate_fn(tuner):
-        outputs = predict_split(tuner, features_path, examples, max_seq_length, batch_size)
-        return compute_metrics(outputs["logits"], outputs["label_ids"], outputs["loss"],
-                               levels, batch_size)
-
-    return evaluate_fn
-
-
-# =========================================================================================
-# Prediction files
-# =========================================================================================
-
-PREDICTIONS_HEADER = ("id", "question_index", "level", "prediction", "answer", "prob_A",
-                      "prob_B", "prob_C", "prob_D")
-
-
-def prediction_lines(examples, probabilities):
-    """Tab-separated lines: `PREDICTIONS_HEADER`, then one per question (answer "" if
-    unknown; probabilities as float32 text)."""
-    probabilities = np.asarray(probabilities, np.float32)
-    if len(probabilities) != len(examples):
-        raise ValueError(f"{len(probabilities)} predictions for {len(examples)} questions.")
-    lines = ["\t".join(PREDICTIONS_HEADER)]
-    for example, row in zip(examples, probabilities):
-        answer = "" if example.label is None else LABELS[example.label]
-        lines.append("\t".join([example.example_id, str(example.question_index), example.level,
-                                LABELS[int(np.argmax(row))], answer]
-                               + [str(p) for p in row]))
-    return lines
-
-
-def write_results(path, results, title=None, best=None):
-    """`key = value` lines (sorted), as the original's eval_results / predict_results."""
-    lines = [f"***** {title} *****"] if title else []
-    lines += [f"{key} = {results[key]}" for key in sorted(results)]
-    if best is not None:
-        lines.append(f"best = {best}")
-    files.write_text(path, "".join(line + "\n" for line in lines))
-
-
-# =========================================================================================
-# The run
-# =========================================================================================
-
-
-def _check(config, settings, race):
-    r = race
-    if not (r.do_train or r.do_eval or r.do_predict):
-        raise training.SettingsError(
-            "At least one of --do_train, --do_eval or --do_predict must be set.")
-    if r.high_only and r.middle_only:
-        raise training.SettingsError("--high_only and --middle_only exclude each other; "
-                                     "set at most one (neither: both levels).")
-    if settings.max_seq_length > config.max_position_embeddings:
-        raise training.SettingsError(
-            f"Cannot use --max_seq_length={settings.max_seq_length}: the model has only "
-            f"{config.max_position_embeddings} position embeddings.")
-    if settings.max_seq_length < 4:
-        raise training.SettingsError(f"--max_seq_length must be at least 4 ([CLS] article "
-                                     f"[SEP] qa [SEP]), got {settings.max_seq_length}.")
-    if r.max_qa_length < 1:
-        raise training.SettingsError(f"--max_qa_length must be at least 1, got "
-                                     f"{r.max_qa_length}.")
-    if r.max_qa_length > settings.max_seq_length - 3:
-        logging.warning("--max_qa_length=%d leaves no room for the article in "
-                        "--max_seq_length=%d: question + option keep their last %d pieces.",
-                        r.max_qa_length, settings.max_seq_length, settings.max_seq_length - 3)
-    if not (r.spm_model_file or r.vocab_file):
-        raise training.SettingsError(
-            "Set --spm_model_file (SentencePiece) or --vocab_file (WordPiece).")
-    if not r.data_dir:
-        raise training.SettingsError("Set --data_dir (the folder that holds RACE/).")
-
-
-def run_race(config, settings, race, strategy=None):
-    """Fine-tunes, evaluates and predicts RACE, as run_race.py.
-
-    Args:
-      config: the `AlbertConfig`.
-      settings: `finetuning.FinetuningSettings` (the loop's flags; `max_seq_length` per
-        choice sequence).
-      race: `RaceSettings`.
-      strategy: a `tf.distribute.Strategy` (default: one device).
-
-    Every split the phases need is read and checked before the model is built, and
-    `init_checkpoint` is loaded before features are converted, so bad input stops the run
-    before any work. Written to `settings.output_dir`: the checkpoints and records of
-    `finetuning` (`eval_results.txt` with `eval_accuracy`, `eval_loss` and the per-level
-    accuracies of every checkpoint, `best_trial.txt`, `model.ckpt-best`); with
-    `do_predict`, `predict_results.txt` (the test metrics of `model.ckpt-best`, when the
-    test answers are known) and `test_predictions.tsv` (`prediction_lines`); the keyed
-    feature files.
-
-    Returns a dict: `result` (the `FinetuningResult`, or None), `test_metrics` (or None),
-    `predictions` (the predictions file, or None), `skipped` ({split: skipped questions}).
-    """
-    from albert_tf.heads import AlbertMultipleChoice
-    from albert_tf.modeling import AlbertModel
-
-    r, s = race, settings
-    _check(config, s, r)
-    tokenizer = make_tokenizer(r.spm_model_file, r.vocab_file, r.do_lower_case)
-    use_spm = bool(r.spm_model_file)
-
-    # 1. Read everything first: a missing file or a bad article stops the run here.
-    def read(split):
-        data = read_split(r.data_dir, split, r.do_lower_case, use_spm, r.levels,
-                          r.skip_bad_examples)
-        counts = {level: sum(e.level == level for e in data.examples) for level in r.levels}
-        logging.info("RACE %s: %d questions (%s) from %d file(s).", split, len(data.examples),
-                     ", ".join(f"{n} {level}" for level, n in counts.items()), len(data.files))
-        return data
-
-    train = read("train") if r.do_train else None
-    dev = read("dev") if r.do_eval else None
-    test = read("test") if r.do_predict else None
-    outcome = {"result": None, "test_metrics": None, "predictions": None,
-               "skipped": {name: data.skipped_questions for name, data in
-                           (("train", train), ("dev", dev), ("test", test)) if data}}
-
-    # 2. The model, warm-started (a checkpoint that does not fit stops the run here).
-    def build_model(model_config):
-        encoder = AlbertModel(model_config, use_one_hot_embeddings=s.use_one_hot_embeddings)
-        return AlbertMultipleChoice(model_config, NUM_CHOICES, r.dropout_prob, encoder=encoder)
-
-    tuner = finetuning.FineTuner(config, s, build_model, strategy)
-    if r.do_train:
-        tuner.initialize()
-
-    # 3. Features (cached), then the phases.
-    cache_dir = r.cache_dir or s.output_dir
-
-    def features(split, data, feature_file, check_count=True):
-        return cached_features(data.examples, split, tokenizer, s.max_seq_length,
-                               r.max_qa_length, cache_dir, feature_file, check_count)
-
-    evaluate_fn = None
-    if dev is not None:
-        evaluate_fn = make_evaluator(features("dev", dev, r.eval_file), dev.examples,
-                                     s.max_seq_length, s.eval_batch_size)
-    if r.do_train:
-        train_path = features("train", train, r.train_file, check_count=False)
-        # Four sequences per question: the encoder's cost is four times a single one's.
-        flops = NUM_CHOICES * finetuning.encoder_flops_per_example(config, s.max_seq_length)
-        outcome["result"] = tuner.train(race_loss_fn,
-                                        train_input(train_path, s.max_seq_length, s.seed),
-                                        evaluate_fn=evaluate_fn, metric_key=METRIC,
-                                        flops_per_example=flops)
-    elif evaluate_fn is not None:
-        outcome["result"] = tuner.evaluate_checkpoints(evaluate_fn, METRIC)
-    result = outcome["result"]
-    if result is not None and result.best_step is not None:
-        best = result.evaluations.get(result.best_step, {})
-        logging.info("Best checkpoint: step %d, %s = %.4f%s.", result.best_step, METRIC,
-                     result.best_value, "".join(
-                         f", {k} = {best[k]:.4f}" for k in sorted(best)
-                         if k.startswith("eval_accuracy_")))
-
-    if test is not None:
-        tuner.restore_best()
-        test_path = features("test", test, r.predict_file)
-        outputs = predict_split(tuner, test_path, test.examples, s.max_seq_length,
-                                s.predict_batch_size)
-        if tuner.is_chief:
-            path = files.join(s.output_dir, "test_predictions.tsv")
-            lines = prediction_lines(test.examples, outputs["probabilities"])
-            files.write_text(path, "".join(line + "\n" for line in lines))
-            outcome["predictions"] = path
-            logging.info("Test predictions: %s", path)
-        if all(e.label is not None for e in test.examples):
-            metrics = compute_metrics(outputs["logits"], outputs["label_ids"],
-                                      outputs["loss"], [e.level for e in test.examples],
-                                      s.predict_batch_size)
-            outcome["test_metrics"] = metrics
-            record = finetuning.EvaluationRecord(s.output_dir, METRIC, write=False)
-            if record.best_step is not None:
-                metrics["global_step"] = record.best_step
-            if tuner.is_chief:
-                write_results(files.join(s.output_dir, "predict_results.txt"), metrics,
-                              title="Predict results",
-                              best=-1 if record.best_value is None else record.best_value)
-            logging.info("Test (model.ckpt-best): %s", ", ".join(
-                f"{k} = {v:.4f}" for k, v in sorted(metrics.items())))
-        else:
-            logging.info("The test data have no answers: predictions only, no metrics.")
-    return outcome
+    return feature_cache.train_dataset_fn(path, _parser(max_seq_length), seed, **batching)
