@@ -17,12 +17,14 @@ training instances; it follows the original script decision by decision (SPEC Pa
 
 `build_arrays` turns instances into the padded feature matrices of the original TFRecord
 schema, and `instance_statistics` summarizes them the way `tests/fixtures/tfrecord_stats.py`
-does.
+does. `PieceCoder` turns a tokenizer's pieces into codes, and `seeded_rng` gives every random
+choice of the job its own stable seed.
 """
 
 import bisect
 import dataclasses
 import itertools
+import random
 
 import numpy as np
 
@@ -496,3 +498,48 @@ class Statistics:
             "run_len_frac": {str(k): run_share(k) for k in (1, 2, 3)},
             "run_len_gt3": run_share(slice(4, None)),
         }
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens as codes (shared by `create_instances` and the job's tasks).
+# --------------------------------------------------------------------------------------------
+
+
+class PieceCoder:
+    """Pieces -> codes (`id * 2 + is_word_start`), with the word-start test cached per piece."""
+
+    _MAX_EXTRA = 100000  # cap on cached unknown pieces, so memory stays bounded
+
+    def __init__(self, tokenizer):
+        self.sentencepiece = tokenizer.sp_model is not None
+        self._is_start = (is_start_piece_sentencepiece if self.sentencepiece
+                          else is_start_piece_wordpiece)
+        self._codes = {piece: i * 2 + self._is_start(piece)
+                       for piece, i in tokenizer.vocab.items()}
+        self._known = len(self._codes)
+        self._tokenizer = tokenizer
+        ids = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "[MASK]"])
+        self.vocabulary = Vocabulary(cls_id=ids[0], sep_id=ids[1], mask_id=ids[2],
+                                     random_ids=tuple(tokenizer.vocab.values()))
+
+    def encode(self, pieces):
+        get = self._codes.get
+        codes = [get(p, -1) for p in pieces]
+        if -1 in codes:
+            for k, piece in enumerate(pieces):
+                if codes[k] == -1:
+                    codes[k] = self._unknown(piece)
+        return codes
+
+    def _unknown(self, piece):
+        # A piece SentencePiece returns but does not know (an unseen character): the
+        # <unk> id, and the word-start test of its own text, as the original computes it.
+        code = self._tokenizer.convert_tokens_to_ids([piece])[0] * 2 + self._is_start(piece)
+        if len(self._codes) - self._known < self._MAX_EXTRA:
+            self._codes[piece] = code
+        return code
+
+
+def seeded_rng(seed, *parts):
+    """A `random.Random` for one purpose; str seeds hash with SHA-512 (stable everywhere)."""
+    return random.Random(":".join(["albert_tf.pretraining", str(seed), *map(str, parts)]))

@@ -45,6 +45,15 @@ signature also returns every output of the head that its inputs allow:
   as `probabilities` [B, 1]; with a `threshold` (run_classifier's `--threshold_to_export`)
   also `threshold` [B], that constant per row.
 
+SQuAD and RACE models (head "squad_v1", "squad_v2", "race") have one signature,
+`serving_default`, over the task's packed features (`tasks/squad.py`, `tasks/race.py`):
+`input_ids`, `input_mask`, `segment_ids` int32 [B, max_seq_length] (RACE [B, C,
+max_seq_length]; SQuAD v2.0 also `p_mask`), returning the head's inference outputs only, as
+the original run_squad exports: v1.1 `start_logits`, `end_logits` [B, T]; v2.0
+`start_top_log_probs`, `start_top_index`, `end_top_log_probs`, `end_top_index`,
+`cls_logits`; RACE `logits`, `probabilities` [B, C]. (The original's v1 export also wrote a
+TFLite file; `tf.lite.TFLiteConverter.from_saved_model` makes one from this SavedModel.)
+
 Texts are packed as the original classifier scripts pack them (`[CLS] a [SEP] b [SEP]`, the
 original truncation, zero padding to `max_seq_length`) by
 `in_graph_tokenization.InGraphTokenizer`, which gives the ids of `FullTokenizer`
@@ -86,49 +95,36 @@ renamed, the `checkpoint` file last.
 """
 
 import contextlib
-import json
 import math
 import os
 import time
 
-import numpy as np
 import tensorflow as tf
 
 from albert_tf import checkpoints as checkpoints_lib
 from albert_tf import files
 from albert_tf.config import AlbertConfig
 from albert_tf.errors import UserError
+# The serving module and the REST helper live in their own modules; their public names are
+# albert_tf.export's too.
+from albert_tf.export_rest import rest_predict  # noqa: F401
+from albert_tf.export_serving import (FEATURE_HEADS, TOKEN_INPUTS,  # noqa: F401
+                                      AlbertServingModule, ExportError, head_of)
 from albert_tf.heads import AlbertClassifier, AlbertPretrainer
 from albert_tf.in_graph_tokenization import InGraphTokenizer
 from albert_tf.modeling import AlbertModel
 
+# The heads `build_model` (and the command line) builds from a checkpoint; a SavedModel of
+# any head is written by `export_saved_model` from the model itself.
 HEADS = ("none", "mlm", "classifier")
 FORMATS = ("saved_model", "checkpoint")
-TOKEN_INPUTS = ("input_ids", "input_mask", "segment_ids")
 EXPORT_INFO = "export_info.json"
 DEFAULT_CHECKPOINT_NAME = "model.ckpt-best"
-
-
-class ExportError(UserError, ValueError):
-    """An export that cannot be done as asked (the message says why and what to do)."""
 
 
 # =========================================================================================
 # Models
 # =========================================================================================
-
-
-def head_of(model):
-    """"none", "mlm" or "classifier": which export head a model has."""
-    if isinstance(model, AlbertPretrainer):
-        return "mlm"
-    if isinstance(model, AlbertClassifier):
-        return "classifier"
-    if isinstance(model, AlbertModel):
-        return "none"
-    raise TypeError(f"Cannot export a {type(model).__name__}: expected an AlbertModel (head "
-                    "'none'), an AlbertPretrainer ('mlm') or an AlbertClassifier "
-                    "('classifier').")
 
 
 def checkpoint_head(checkpoint):
@@ -195,180 +191,6 @@ def build_model(config, head, checkpoint=None, num_labels=None):
 
 
 # =========================================================================================
-# The serving module
-# =========================================================================================
-
-
-def _ids_spec(name):
-    return tf.TensorSpec([None, None], tf.int32, name=name)
-
-
-def _text_spec(name):
-    return tf.TensorSpec([None], tf.string, name=name)
-
-
-class AlbertServingModule(tf.Module):
-    """The object a SavedModel export saves: a model, its in-graph tokenizer and assets.
-
-    Args:
-      model: `AlbertModel`, `AlbertPretrainer` or `AlbertClassifier` (variables built).
-      tokenizer: `in_graph_tokenization.InGraphTokenizer` for the text functions.
-      asset_files: paths copied into the SavedModel's `assets/` folder; the first is the
-        SentencePiece model returned by `tokenization_info`.
-      do_lower_case: what `tokenization_info` reports (the tokenizer's setting).
-      labels: class names of a classifier (optional).
-      threshold: a classifier's decision threshold, returned as a constant output.
-
-    The functions (each takes one dict; see the module docstring): `tokens`,
-    `tokens_training`, `text`, and for head "mlm" `mlm` and `sop`; `tokenization_info()`.
-    """
-
-    def __init__(self, model, tokenizer, asset_files, do_lower_case, labels=None,
-                 threshold=None):
-        super().__init__(name="albert_serving")
-        self.head = head_of(model)
-        self.model = model
-        # Every model variable, tracked directly: SavedModel's object graph does not follow
-        # AlbertModel's {group index: sub-blocks} dict (integer keys), so variables reached
-        # only through it would be "untracked" captures.
-        self.model_variables = list(model.variables)
-        self.tokenizer = tokenizer
-        self.assets = [tf.saved_model.Asset(path) for path in asset_files]
-        self._do_lower_case = bool(do_lower_case)
-        num_labels = getattr(model, "num_labels", None)
-        if labels is not None and self.head == "classifier":
-            labels = [str(label) for label in labels]
-            if len(labels) != num_labels:
-                raise ExportError(f"{len(labels)} label names ({labels}) for a classifier "
-                                  f"with {num_labels} outputs.")
-        self._labels = (tf.constant(labels) if labels is not None and self.head == "classifier"
-                        else None)
-        self._regression = self.head == "classifier" and num_labels == 1
-        self._threshold = (None if threshold is None or self.head != "classifier"
-                           else float(threshold))
-
-        token_specs = {name: _ids_spec(name) for name in TOKEN_INPUTS}
-        # === Functions taking one dict (Python, Keras' TFSMLayer) ===
-        # The model is traced three times at most (tokens, tokens_training, mlm); every other
-        # function calls one of these, so its graph holds a call, not another copy.
-        self.tokens = tf.function(lambda features: self._run(features),
-                                  input_signature=[token_specs], autograph=False)
-        self.tokens_training = tf.function(lambda features: self._run(features, training=True),
-                                           input_signature=[token_specs], autograph=False)
-        self.text = tf.function(self._text_dict, autograph=False)
-        self.text.get_concrete_function({"text_a": _text_spec("text_a")})
-        self.text.get_concrete_function({"text_a": _text_spec("text_a"),
-                                         "text_b": _text_spec("text_b")})
-        if self.head == "mlm":
-            self.sop = self.tokens
-            self.mlm = tf.function(
-                lambda features: self._run(features, mlm=True),
-                input_signature=[{**token_specs, "mlm_positions": _ids_spec("mlm_positions")}],
-                autograph=False)
-        self.tokenization_info = tf.function(self._tokenization_info, input_signature=[],
-                                             autograph=False)
-
-    # --- computations -------------------------------------------------------------------
-
-    def _run(self, features, training=False, mlm=False):
-        """Encoder and head outputs (float32) for token features [B, T]."""
-        inputs = {name: tf.cast(features[name], tf.int32) for name in TOKEN_INPUTS}
-        if self.head == "none":
-            outputs = self.model(inputs, training=training)
-            return self._encoder_outputs(outputs)
-        if self.head == "mlm":
-            if mlm:
-                positions = tf.cast(features["mlm_positions"], tf.int32)
-            else:
-                # The pretrainer computes both heads in one call; one dummy position per
-                # example costs one row of vocabulary logits, and is dropped.
-                positions = tf.zeros([tf.shape(inputs["input_ids"])[0], 1], tf.int32)
-            outputs = self.model({**inputs, "masked_lm_positions": positions},
-                                 training=training)
-            result = self._encoder_outputs(outputs)
-            result["sop_log_probs"] = tf.nn.log_softmax(
-                tf.cast(outputs["sop_logits"], tf.float32), axis=-1)
-            if mlm:
-                result["mlm_logits"] = tf.cast(outputs["mlm_logits"], tf.float32)
-            return result
-        # Classifier: the encoder once, then the classifier layer on its pooled output, as
-        # AlbertClassifier computes it (its dropout is the identity outside training).
-        classifier = self.model
-        outputs = classifier.encoder(inputs, training=training)
-        result = self._encoder_outputs(outputs)
-        pooled = classifier.dropout(result["pooled_output"], training=training)
-        logits = (tf.matmul(pooled, classifier.output_weights, transpose_b=True)
-                  + classifier.output_bias)
-        result["logits"] = logits
-        if self._threshold is not None:
-            result["threshold"] = tf.fill(tf.shape(logits)[:1],
-                                          tf.constant(self._threshold, tf.float32))
-        if self._regression:
-            result["probabilities"] = logits
-            result["predictions"] = tf.squeeze(logits, -1)
-            return result
-        result["probabilities"] = tf.nn.softmax(logits, axis=-1)
-        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        result["predictions"] = predictions
-        if self._labels is not None:
-            result["labels"] = tf.gather(self._labels, predictions)
-        return result
-
-    @staticmethod
-    def _encoder_outputs(outputs):
-        return {"sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
-                "pooled_output": tf.cast(outputs["pooled_output"], tf.float32)}
-
-    def _text_dict(self, texts):
-        return self._text(texts["text_a"], texts.get("text_b"))
-
-    def _text(self, text_a, text_b=None):
-        features = self.tokenizer(text_a, text_b)
-        result = dict(self.tokens(features))
-        result.update(features)
-        return result
-
-    def _tokenization_info(self):
-        return {"vocab_file": self.assets[0].asset_path,
-                "do_lower_case": tf.constant(self._do_lower_case)}
-
-    # --- signatures ---------------------------------------------------------------------
-
-    def signatures(self, text_pair=False):
-        """{name: concrete function} with flat named inputs, for `tf.saved_model.save`."""
-        # Thin wrappers: the work is in the dict functions they call.
-        def tokens(input_ids, input_mask, segment_ids):
-            return self.tokens({"input_ids": input_ids, "input_mask": input_mask,
-                                "segment_ids": segment_ids})
-
-        def mlm(input_ids, input_mask, segment_ids, mlm_positions):
-            return self.mlm({"input_ids": input_ids, "input_mask": input_mask,
-                             "segment_ids": segment_ids, "mlm_positions": mlm_positions})
-
-        def text(text_a):
-            return self.text({"text_a": text_a})
-
-        def text_pair_fn(text_a, text_b):
-            return self.text({"text_a": text_a, "text_b": text_b})
-
-        ids = [_ids_spec(name) for name in TOKEN_INPUTS]
-        concrete = {
-            "tokens": tf.function(tokens, autograph=False).get_concrete_function(*ids),
-            "text": tf.function(text, autograph=False).get_concrete_function(
-                _text_spec("text_a")),
-            "text_pair": tf.function(text_pair_fn, autograph=False).get_concrete_function(
-                _text_spec("text_a"), _text_spec("text_b")),
-            "tokenization_info": self.tokenization_info.get_concrete_function(),
-        }
-        if self.head == "mlm":
-            concrete["sop"] = concrete["tokens"]
-            concrete["mlm"] = tf.function(mlm, autograph=False).get_concrete_function(
-                *ids, _ids_spec("mlm_positions"))
-        concrete["serving_default"] = concrete["text_pair" if text_pair else "text"]
-        return concrete
-
-
-# =========================================================================================
 # Writing
 # =========================================================================================
 
@@ -419,20 +241,22 @@ def _staging_dir(target):
             tf.io.gfile.rmtree(staging)
 
 
-def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq_length=128,
-                       head=None, labels=None, text_pair=False, versioned=False,
-                       overwrite=False, threshold=None):
-    """Writes a SavedModel of `model` with token and raw-text signatures (module docstring).
+def export_saved_model(model, export_dir, spm_model_file, do_lower_case=True,
+                       max_seq_length=128, head=None, labels=None, text_pair=False,
+                       versioned=False, overwrite=False, threshold=None):
+    """Writes a SavedModel of `model` with the signatures of its head (module docstring).
 
     Args:
-      model: an `AlbertModel` (head "none"), `AlbertPretrainer` ("mlm") or
-        `AlbertClassifier` ("classifier"), e.g. the fine-tuned model of run_classifier.
+      model: any of our models: `AlbertModel` (head "none"), `AlbertPretrainer` ("mlm"),
+        `AlbertClassifier` ("classifier", also regression), `AlbertSquadV1` / `AlbertSquadV2`
+        ("squad_v1" / "squad_v2") or `AlbertMultipleChoice` ("race"); e.g. the fine-tuned
+        model of run_classifier or run_squad.
       export_dir: the SavedModel folder (or, with `versioned`, the folder of its versions).
-      spm_model_file: the SentencePiece model of the vocabulary (copied in as an asset and
-        compiled into the in-graph tokenizer).
+      spm_model_file: the SentencePiece model of the vocabulary (copied in as an asset and,
+        for the text heads, compiled into the in-graph tokenizer; optional for SQuAD / RACE).
       do_lower_case: the tokenizer's lower-casing (must be what the model was trained with).
-      max_seq_length: length of the rows the text signatures pack (<= the config's
-        max_position_embeddings).
+      max_seq_length: length of the rows the text signatures pack, or of the SQuAD / RACE
+        feature rows (<= the config's max_position_embeddings).
       head: the expected head (checked against the model); None: the model's.
       labels: class names of a classifier, returned as `labels` (optional).
       text_pair: make `serving_default` the text-pair signature (for pair tasks).
@@ -457,10 +281,11 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
     if head is not None and head != actual:
         raise ExportError(f"head={head!r}, but the model is a {type(model).__name__} (head "
                           f"{actual!r}).")
-    if not spm_model_file:
+    features_only = actual in FEATURE_HEADS
+    if not spm_model_file and not features_only:
         raise ExportError("A SavedModel export needs the SentencePiece model (--spm_model_file)"
                           ": its text signatures tokenize in the graph.")
-    spm_model_file = os.fspath(spm_model_file)
+    spm_model_file = os.fspath(spm_model_file) if spm_model_file else None
     if threshold is not None and math.isnan(threshold):
         threshold = None
     config = model.config
@@ -469,7 +294,45 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
                           f"config's max_position_embeddings ({config.max_position_embeddings}).")
     target = _target_dir(export_dir, versioned)
     _check_target(target, overwrite)
+    tokenizer = None if features_only else _tokenizer(spm_model_file, do_lower_case,
+                                                      max_seq_length, config)
+    # The SentencePiece model is an asset straight from its path (tf.saved_model.save copies
+    # assets through tf.io.gfile, gs:// and ram:// included); the generated asset files are
+    # staged beside the target, on the same filesystem.
+    with _staging_dir(target) as staging, files.replace_dir(target) as tmp:
+        module = AlbertServingModule(model, tokenizer, [spm_model_file] if spm_model_file
+                                     else [], do_lower_case, labels, threshold,
+                                     max_seq_length=int(max_seq_length))
+        signatures = module.signatures(text_pair=text_pair)
+        info = {
+            "head": module.head,
+            "do_lower_case": bool(do_lower_case),
+            "max_seq_length": int(max_seq_length),
+            "labels": module.label_names,
+            "num_labels": getattr(model, "num_labels", None),
+            "serving_default": ("features" if features_only
+                                else "text_pair" if text_pair else "text"),
+            "signatures": sorted(signatures),
+            "threshold": module.threshold,
+            "spm_model_file": spm_model_file and files.basename(spm_model_file),
+        }
+        config_file = files.join(staging, "albert_config.json")
+        files.write_text(config_file, config.to_json_string())
+        info_file = files.join(staging, EXPORT_INFO)
+        files.write_json(info_file, info, sort_keys=True)
+        extra = [config_file, info_file]
+        vocab = spm_model_file and _companion_vocab(spm_model_file)
+        if vocab:
+            extra.append(vocab)
+        module.assets.extend(tf.saved_model.Asset(path) for path in extra)
+        tf.saved_model.save(module, tmp, signatures=signatures)
+    tf.get_logger().info("Exported a SavedModel (head %s, signatures %s) to %s", module.head,
+                         ", ".join(sorted(signatures)), target)
+    return target
 
+
+def _tokenizer(spm_model_file, do_lower_case, max_seq_length, config):
+    """The in-graph tokenizer of the text signatures, checked against the model's vocabulary."""
     try:
         tokenizer = InGraphTokenizer(spm_model_file, do_lower_case=do_lower_case,
                                      max_seq_length=max_seq_length)
@@ -481,36 +344,34 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case, max_seq
         raise ExportError(f"The SentencePiece model {spm_model_file} has {tokenizer.vocab_size} "
                           f"pieces, more than the model's vocab_size ({config.vocab_size}). Is "
                           "it the vocabulary this model was trained with?")
-    # The SentencePiece model is an asset straight from its path (tf.saved_model.save copies
-    # assets through tf.io.gfile, gs:// and ram:// included); the generated asset files are
-    # staged beside the target, on the same filesystem.
-    with _staging_dir(target) as staging, files.replace_dir(target) as tmp:
-        module = AlbertServingModule(model, tokenizer, [spm_model_file], do_lower_case,
-                                     labels, threshold)
-        signatures = module.signatures(text_pair=text_pair)
-        info = {
-            "head": module.head,
-            "do_lower_case": bool(do_lower_case),
-            "max_seq_length": int(max_seq_length),
-            "labels": None if module._labels is None else [str(x) for x in labels],
-            "num_labels": getattr(model, "num_labels", None),
-            "serving_default": "text_pair" if text_pair else "text",
-            "signatures": sorted(signatures),
-            "threshold": module._threshold,
-            "spm_model_file": files.basename(spm_model_file),
-        }
-        config_file = files.join(staging, "albert_config.json")
-        files.write_text(config_file, config.to_json_string())
-        info_file = files.join(staging, EXPORT_INFO)
-        files.write_json(info_file, info, sort_keys=True)
-        extra = [config_file, info_file]
-        vocab = _companion_vocab(spm_model_file)
-        if vocab:
-            extra.append(vocab)
-        module.assets.extend(tf.saved_model.Asset(path) for path in extra)
-        tf.saved_model.save(module, tmp, signatures=signatures)
-    tf.get_logger().info("Exported a SavedModel (head %s, signatures %s) to %s", module.head,
-                         ", ".join(sorted(signatures)), target)
+    return tokenizer
+
+
+def export_finetuned(model, output_dir, export_dir, init_checkpoint=None, **kwargs):
+    """Exports a fine-tuning run's best weights: `<output_dir>/model.ckpt-best` (the
+    checkpoint the evaluation picked), else `init_checkpoint`, loaded strictly into `model`.
+
+    What run_squad's `--export_dir` does (the original's export of a fine-tuned model).
+    `kwargs` go to `export_saved_model` (e.g. `max_seq_length`); the SavedModel is written
+    into a new version folder `<export_dir>/<unix time>/`. Returns that folder.
+
+    Raises:
+      ExportError: neither checkpoint exists.
+      CheckpointMismatchError: the checkpoint lacks a variable of `model`.
+    """
+    from albert_tf.finetuning import BEST_PREFIX
+
+    prefix = files.join(output_dir, BEST_PREFIX)
+    if not tf.io.gfile.exists(prefix + ".index"):
+        prefix = init_checkpoint
+        if not prefix:
+            raise ExportError(f"Nothing to export: no {output_dir}/{BEST_PREFIX} and no "
+                              "--init_checkpoint.")
+    checkpoints_lib.load_original_checkpoint(model, prefix, strict=True)
+    kwargs.setdefault("versioned", True)
+    target = export_saved_model(model, export_dir, kwargs.pop("spm_model_file", None),
+                                **kwargs)
+    tf.get_logger().info("Exported %s (head %s) to %s.", prefix, head_of(model), target)
     return target
 
 
@@ -616,144 +477,63 @@ def export(albert_config_file, init_checkpoint, export_dir, spm_model_file=None,
 
 
 # =========================================================================================
-# TensorFlow Serving's REST predict format, answered locally
-# =========================================================================================
-
-
-def _to_json(value):
-    if isinstance(value, np.ndarray):
-        return [_to_json(v) for v in value] if value.ndim else _to_json(value.item())
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    return value
-
-
-def _from_json(value):
-    """JSON values as Serving reads them: {"b64": ...} is binary."""
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        import base64
-        return base64.b64decode(value["b64"])
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    return value
-
-
-def rest_predict(loaded, body):
-    """Answers a TensorFlow Serving REST `:predict` request body with a loaded SavedModel.
-
-    For trying a request before deploying, and for tests: the same JSON in and out as
-    `POST /v1/models/<name>:predict` (row format `{"signature_name": ..., "instances":
-    [{input: value}, ...]}` -> `{"predictions": [{output: value}, ...]}`; columnar format
-    `{"inputs": {input: [values]}}` -> `{"outputs": {output: [values]}}`; a single output is
-    given without its name, as Serving does).
-
-    Args:
-      loaded: `tf.saved_model.load(path)`.
-      body: the request, a dict or a JSON string.
-
-    Returns the response as a dict.
-    """
-    if isinstance(body, (str, bytes)):
-        body = json.loads(body)
-    name = body.get("signature_name", "serving_default")
-    if name not in loaded.signatures:
-        raise ExportError(f"No signature {name!r}; the SavedModel has "
-                          f"{sorted(loaded.signatures)}.")
-    function = loaded.signatures[name]
-    specs = function.structured_input_signature[1]
-    if "instances" in body:
-        instances = body["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise ExportError("'instances' must be a non-empty list.")
-        if len(specs) == 1 and not isinstance(instances[0], dict):
-            instances = [{next(iter(specs)): value} for value in instances]
-        missing = [key for key in specs if any(key not in row for row in instances)]
-        if missing:
-            raise ExportError(f"Every instance needs the inputs {sorted(specs)}; missing "
-                              f"{missing}.")
-        columns = {key: [_from_json(row[key]) for row in instances] for key in specs}
-    elif "inputs" in body:
-        inputs = body["inputs"]
-        if not isinstance(inputs, dict):
-            inputs = {next(iter(specs)): inputs}
-        columns = {key: _from_json(inputs[key]) for key in specs}
-    else:
-        raise ExportError("The request needs 'instances' (row format) or 'inputs' (columnar).")
-    tensors = {key: tf.constant(columns[key], dtype=spec.dtype) for key, spec in specs.items()}
-    outputs = {key: value.numpy() for key, value in function(**tensors).items()}
-    if "instances" in body:
-        rows = [{key: _to_json(value[i]) for key, value in outputs.items()}
-                for i in range(len(instances))]
-        if len(outputs) == 1:
-            rows = [next(iter(row.values())) for row in rows]
-        return {"predictions": rows}
-    result = {key: _to_json(value) for key, value in outputs.items()}
-    return {"outputs": next(iter(result.values())) if len(result) == 1 else result}
-
-
-# =========================================================================================
 # Command line
 # =========================================================================================
+
+
+def _options():
+    """The flags of `python -m albert_tf.export`, named as the arguments of `export`, and
+    the original export scripts' (export_checkpoints.py, export_to_tfhub.py)."""
+    from albert_tf import cli
+    return [
+        cli.option("albert_config_file"),
+        cli.option("init_checkpoint", help="The original-format checkpoint to export (a "
+                   "prefix or a directory)."),
+        cli.option("spm_model_file", help="The SentencePiece model of the vocabulary (needed "
+                   "for SavedModels; copied beside checkpoints)."),
+        cli.option("do_lower_case", help="Lower-case text in the text signatures (True for "
+                   "uncased models)."),
+        cli.Option("export_dir", None,
+                   "The folder to write (local or any tf.io.gfile path, e.g. gs://bucket/x)."),
+        cli.Option("format", "saved_model", "saved_model: for serving and Keras; checkpoint: "
+                   "an original-format checkpoint directory (the original "
+                   "export_checkpoints.py).", choices=FORMATS),
+        cli.Option("head", "auto", "What to export on top of the encoder: mlm (the pretraining "
+                   "heads), classifier (a run_classifier checkpoint), none; auto: what the "
+                   "checkpoint holds.", choices=("auto", *HEADS)),
+        cli.Option("max_seq_length", 128, "Row length of the text signatures' packed inputs.",
+                   int),
+        cli.Option("labels", None, "Class names of a classifier, in id order (optional).",
+                   list),
+        cli.Option("text_pair", False,
+                   "Make serving_default the text-pair signature (pair tasks).", bool),
+        cli.Option("versioned", False, "Write into a new <export_dir>/<unix time>/ "
+                   "(TensorFlow Serving's version folders).", bool),
+        cli.Option("overwrite", False, "Replace a non-empty --export_dir (a SavedModel "
+                   "replaces the whole folder; a checkpoint export replaces the files of the "
+                   "same names).", bool),
+        cli.Option("random_init", False, "Export freshly initialised weights instead of "
+                   "--init_checkpoint (a reproducible starting point, seeded by --seed).",
+                   bool),
+        cli.Option("seed", None, "Seed of the weights of --random_init.", int),
+        cli.Option("num_labels", None,
+                   "Classifier outputs (default: from the checkpoint's output_weights).", int),
+        # The original export scripts' flags.
+        cli.Option("albert_directory", None, "Original flag: a folder with albert_config.json "
+                   "and the checkpoint --checkpoint_name (used when --albert_config_file / "
+                   "--init_checkpoint are not given)."),
+        cli.Option("checkpoint_name", DEFAULT_CHECKPOINT_NAME, "Original flag: the checkpoint "
+                   "in --albert_directory; also the name of the exported checkpoint."),
+        cli.Option("export_path", None, "Original flag: the same as --export_dir."),
+        cli.option("use_einsum"),
+    ]
 
 
 def _define_flags():
     """The flags of `python -m albert_tf.export` (kept when another script in the same
     process, or a test, defined a flag of the same name first)."""
-    from absl import flags
-
-    from albert_tf.cli import define_flag
-
-    f = flags
-    define_flag(f.DEFINE_string, "albert_config_file", None, "The config JSON of the model.")
-    define_flag(f.DEFINE_string, "init_checkpoint", None,
-                "The original-format checkpoint to export (a prefix or a directory).")
-    define_flag(f.DEFINE_string, "spm_model_file", None,
-                "The SentencePiece model of the vocabulary (needed for SavedModels; copied "
-                "beside checkpoints).")
-    define_flag(f.DEFINE_bool, "do_lower_case", True,
-                "Lower-case text in the text signatures (True for uncased models).")
-    define_flag(f.DEFINE_string, "export_dir", None,
-                "The folder to write (local or any tf.io.gfile path, e.g. gs://bucket/x).")
-    define_flag(f.DEFINE_enum, "format", "saved_model", list(FORMATS),
-                "saved_model: for serving and Keras; checkpoint: an original-format "
-                "checkpoint directory (the original export_checkpoints.py).")
-    define_flag(f.DEFINE_enum, "head", "auto", ["auto", *HEADS],
-                "What to export on top of the encoder: mlm (the pretraining heads), "
-                "classifier (a run_classifier checkpoint), none; auto: what the checkpoint "
-                "holds.")
-    define_flag(f.DEFINE_integer, "max_seq_length", 128,
-                "Row length of the text signatures' packed inputs.")
-    define_flag(f.DEFINE_list, "labels", None,
-                "Class names of a classifier, in id order (optional).")
-    define_flag(f.DEFINE_bool, "text_pair", False,
-                "Make serving_default the text-pair signature (pair tasks).")
-    define_flag(f.DEFINE_bool, "versioned", False,
-                "Write into a new <export_dir>/<unix time>/ (TensorFlow Serving's version "
-                "folders).")
-    define_flag(f.DEFINE_bool, "overwrite", False,
-                "Replace a non-empty --export_dir (a SavedModel replaces the whole folder; a "
-                "checkpoint export replaces the files of the same names).")
-    define_flag(f.DEFINE_bool, "random_init", False,
-                "Export freshly initialised weights instead of --init_checkpoint (a "
-                "reproducible starting point, seeded by --seed).")
-    define_flag(f.DEFINE_integer, "seed", None, "Seed of the weights of --random_init.")
-    define_flag(f.DEFINE_integer, "num_labels", None,
-                "Classifier outputs (default: from the checkpoint's output_weights).")
-    # The original export scripts' flags.
-    define_flag(f.DEFINE_string, "albert_directory", None,
-                "Original flag: a folder with albert_config.json and the checkpoint "
-                "--checkpoint_name (used when --albert_config_file / --init_checkpoint are "
-                "not given).")
-    define_flag(f.DEFINE_string, "checkpoint_name", DEFAULT_CHECKPOINT_NAME,
-                "Original flag: the checkpoint in --albert_directory; also the name of the "
-                "exported checkpoint.")
-    define_flag(f.DEFINE_string, "export_path", None,
-                "Original flag: the same as --export_dir.")
-    define_flag(f.DEFINE_bool, "use_einsum", True,
-                "Original flag, accepted for compatibility; our layers give the same numbers "
-                "either way.")
+    from albert_tf import cli
+    cli.define(_options())
 
 
 def main(argv):
@@ -763,30 +543,23 @@ def main(argv):
     from albert_tf import cli
 
     with cli.script_main(argv) as FLAGS:
-        config_file, checkpoint = FLAGS.albert_config_file, FLAGS.init_checkpoint
-        if FLAGS.albert_directory:
-            config_file = config_file or files.join(FLAGS.albert_directory,
-                                                    "albert_config.json")
-            checkpoint = checkpoint or files.join(FLAGS.albert_directory,
-                                                  FLAGS.checkpoint_name)
-        export_dir = FLAGS.export_dir or FLAGS.export_path
+        values = cli.values_of(_options(), FLAGS)
+        config_file, checkpoint = values.pop("albert_config_file"), values.pop("init_checkpoint")
+        directory, export_path = values.pop("albert_directory"), values.pop("export_path")
+        del values["use_einsum"]   # the original's, no effect here
+        if directory:
+            config_file = config_file or files.join(directory, "albert_config.json")
+            checkpoint = checkpoint or files.join(directory, values["checkpoint_name"])
+        export_dir = values.pop("export_dir") or export_path
         problems = [text for text, missing in (
             ("--albert_config_file (or --albert_directory)", not config_file),
             ("--init_checkpoint (or --albert_directory, or --random_init)",
-             not checkpoint and not FLAGS.random_init),
+             not checkpoint and not values["random_init"]),
             ("--export_dir (or --export_path)", not export_dir)) if missing]
         if problems:
             raise ExportError(f"Missing {', '.join(problems)}.")
-        written = export(config_file, checkpoint, export_dir,
-                         spm_model_file=FLAGS.spm_model_file, do_lower_case=FLAGS.do_lower_case,
-                         head=FLAGS.head, format=FLAGS.format,
-                         max_seq_length=FLAGS.max_seq_length, labels=FLAGS.labels,
-                         text_pair=FLAGS.text_pair, versioned=FLAGS.versioned,
-                         overwrite=FLAGS.overwrite, checkpoint_name=FLAGS.checkpoint_name,
-                         random_init=FLAGS.random_init, seed=FLAGS.seed,
-                         num_labels=FLAGS.num_labels)
+        written = export(config_file, checkpoint, export_dir, **values)
     print(f"Exported to {written}")
-
 
 if __name__ == "__main__":
     from albert_tf import cli

@@ -2,7 +2,9 @@
 
 Kept apart from `albert_tf.tokenization` so that the Python tokenizer (and the pretraining-data
 workers built on it) start without importing TensorFlow; `albert_tf.tokenization.InGraphTokenizer`
-still names this class.
+still names this class (imported there on first use). What both tokenizers share (loading the
+SentencePiece model, the digit-comma rule) is in `albert_tf.sentencepiece_model`, so this module
+does not import `albert_tf.tokenization`.
 """
 
 import functools
@@ -12,11 +14,11 @@ import unicodedata
 import tensorflow as tf
 
 from albert_tf import files
-from albert_tf.tokenization import (
+from albert_tf.sentencepiece_model import (
     MissingTokenError,
-    _split_digit_comma,
     load_spm_model,
     sentencepiece_from_proto,
+    split_digit_comma,
 )
 
 
@@ -154,7 +156,7 @@ class InGraphTokenizer(tf.Module):
         # The digit-comma rule, per vocabulary id: the ids that replace the piece.
         replacement_ids, lengths = [], []
         for i in range(self.vocab_size):
-            pieces = _split_digit_comma(sp_model, sp_model.IdToPiece(i))
+            pieces = split_digit_comma(sp_model, sp_model.IdToPiece(i))
             ids = [i] if len(pieces) == 1 else [sp_model.PieceToId(p) for p in pieces]
             replacement_ids.extend(ids)
             lengths.append(len(ids))

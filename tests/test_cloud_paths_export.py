@@ -13,7 +13,6 @@ The exports run in-process (`main` through `run_entry_point`, since ram:// lives
 process); the bad-input cases run `python -m albert_tf.export` as a user would.
 """
 
-import gzip
 import json
 import os
 import pathlib
@@ -29,11 +28,10 @@ from albert_tf import export as export_lib
 from albert_tf.checkpoints import (load_original_checkpoint,
                                   model_variables_by_original_name)
 from albert_tf.tokenization import FullTokenizer, encode_inputs
-from albert_tf.train_sentencepiece import train_sentencepiece
-from conftest import ORIGINAL_TINY, original_reference, run_entry_point, stage_to_ram
+from conftest import (ORIGINAL_TINY, original_reference, pydoc_spm_model, run_entry_point,
+                      stage_to_ram)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "fixtures" / "original_pretraining_data" / "pydoc_corpus.txt.gz"
 TOKEN_KEYS = ("input_ids", "input_mask", "segment_ids")
 MAX_SEQ_LENGTH = 32
 ATOL_ORIGINAL = 1e-5   # against the original graph (as test_modeling.py)
@@ -63,14 +61,7 @@ def run_export(**values):
 
 @pytest.fixture(scope="module")
 def spm_model(tmp_path_factory):
-    """A 300-piece SentencePiece model (the tiny config's vocab_size), original recipe."""
-    folder = tmp_path_factory.mktemp("spm")
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        lines = [next(f) for _ in range(3000)]
-    corpus = folder / "corpus.txt"
-    corpus.write_text("".join(lines), encoding="utf-8")
-    return pathlib.Path(train_sentencepiece([str(corpus)], str(folder / "spm300"),
-                                            vocab_size=300))
+    return pydoc_spm_model(tmp_path_factory.mktemp("spm"))
 
 
 def signature_outputs(loaded):

@@ -14,7 +14,6 @@ One SavedModel is built per head and shared by the module's tests (building one 
 of seconds on two cores).
 """
 
-import gzip
 import json
 import os
 import pathlib
@@ -26,15 +25,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_tf import AlbertClassifier, AlbertConfig, AlbertModel, AlbertPretrainer
+from albert_tf import (AlbertClassifier, AlbertConfig, AlbertModel, AlbertMultipleChoice,
+                       AlbertPretrainer, AlbertSquadV2)
 from albert_tf import export as export_lib
 from albert_tf.checkpoints import CheckpointMismatchError, load_original_checkpoint
 from albert_tf.tokenization import FullTokenizer, encode_inputs
-from albert_tf.train_sentencepiece import train_sentencepiece
-from conftest import ORIGINAL_HEADS, ORIGINAL_TINY, original_reference
+from conftest import ORIGINAL_HEADS, ORIGINAL_TINY, original_reference, pydoc_spm_model
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "fixtures" / "original_pretraining_data" / "pydoc_corpus.txt.gz"
 TOKEN_KEYS = ("input_ids", "input_mask", "segment_ids")
 MAX_SEQ_LENGTH = 32
 ATOL_ORIGINAL = 1e-5   # against the original graphs (as test_modeling.py)
@@ -72,14 +70,7 @@ def assert_close(got, want, atol, keys):
 
 @pytest.fixture(scope="module")
 def spm_model(tmp_path_factory):
-    """A 300-piece SentencePiece model (the tiny config's vocab_size), original recipe."""
-    folder = tmp_path_factory.mktemp("spm")
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        lines = [next(f) for _ in range(3000)]
-    corpus = folder / "corpus.txt"
-    corpus.write_text("".join(lines), encoding="utf-8")
-    return pathlib.Path(train_sentencepiece([str(corpus)], str(folder / "spm300"),
-                                            vocab_size=300))
+    return pydoc_spm_model(tmp_path_factory.mktemp("spm"))
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +334,41 @@ def test_classifier_export_has_no_pretraining_signatures(classifier_export):
     _, loaded, _ = classifier_export
     assert set(loaded.signatures) == {"tokens", "text", "text_pair", "tokenization_info",
                                       "serving_default"}
+
+
+# === SQuAD and RACE: one serving_default over the task's features ==========================
+
+FEATURE_HEADS = {
+    "squad_v2": (lambda config: AlbertSquadV2(config, start_n_top=5, end_n_top=5),
+                 ["start_top_log_probs", "start_top_index", "end_top_log_probs",
+                  "end_top_index", "cls_logits"]),
+    "race": (lambda config: AlbertMultipleChoice(config, num_choices=4),
+             ["logits", "probabilities"]),
+}
+
+
+@pytest.mark.parametrize("head", sorted(FEATURE_HEADS))
+def test_feature_head_export_serves_the_original_outputs(head, tmp_path):
+    """SQuAD / RACE: serving_default takes the packed features (no SentencePiece model
+    needed) and returns the head's outputs only, equal to the original graph's."""
+    build, keys = FEATURE_HEADS[head]
+    directory = ORIGINAL_HEADS / head
+    model = build(AlbertConfig.from_json_file(directory / "albert_config.json"))
+    load_original_checkpoint(model, directory, strict=True)
+    ref = original_reference(directory)
+    written = export_lib.export_saved_model(model, tmp_path / head, None,
+                                            max_seq_length=ref["input_ids"].shape[-1],
+                                            head=head, versioned=True)
+    loaded = tf.saved_model.load(written)
+    assert set(loaded.signatures) == {"serving_default"}
+    served = loaded.signatures["serving_default"]
+    specs = served.structured_input_signature[1]
+    inputs = {k: tf.cast(ref[k], spec.dtype) for k, spec in specs.items()}   # p_mask: int32
+    assert sorted(inputs) == sorted(TOKEN_KEYS + (("p_mask",) if head == "squad_v2" else ()))
+    out = served(**inputs)
+    assert sorted(out) == sorted(keys)
+    for key in keys:
+        np.testing.assert_allclose(out[key], ref[key], atol=ATOL_ORIGINAL, rtol=0, err_msg=key)
 
 
 # === Encoder only ========================================================================

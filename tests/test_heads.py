@@ -10,6 +10,7 @@ import tensorflow as tf
 from albert_tf import (AlbertClassifier, AlbertConfig, AlbertMultipleChoice, AlbertSquadV1,
                        AlbertSquadV2)
 from albert_tf.checkpoints import load_original_checkpoint
+from albert_tf.heads import head_outputs
 from conftest import ORIGINAL_HEADS, original_reference
 
 ATOL = 1e-5
@@ -39,10 +40,14 @@ def test_head_loads_original_checkpoint_strictly_with_nothing_unused(head):
     assert not report.missing and not report.unused
 
 
+def assert_match_original(out, ref, keys):
+    for key in keys:
+        np.testing.assert_allclose(out[key], ref[key], atol=ATOL, rtol=0, err_msg=key)
+
+
 def test_classifier_matches_original():
     _, _, ref, out = run_original_head("classifier")
-    np.testing.assert_allclose(out["logits"], ref["logits"], atol=ATOL, rtol=0)
-    np.testing.assert_allclose(out["probabilities"], ref["probabilities"], atol=ATOL, rtol=0)
+    assert_match_original(out, ref, ["logits", "probabilities"])
 
 
 def test_regression_matches_original():
@@ -54,22 +59,19 @@ def test_regression_matches_original():
 
 def test_multiple_choice_matches_original():
     _, _, ref, out = run_original_head("race")
-    np.testing.assert_allclose(out["logits"], ref["logits"], atol=ATOL, rtol=0)
-    np.testing.assert_allclose(out["probabilities"], ref["probabilities"], atol=ATOL, rtol=0)
+    assert_match_original(out, ref, ["logits", "probabilities"])
 
 
 def test_squad_v1_matches_original():
     _, _, ref, out = run_original_head("squad_v1")
-    np.testing.assert_allclose(out["start_logits"], ref["start_logits"], atol=ATOL, rtol=0)
-    np.testing.assert_allclose(out["end_logits"], ref["end_logits"], atol=ATOL, rtol=0)
+    assert_match_original(out, ref, ["start_logits", "end_logits"])
 
 
 def test_squad_v2_beam_and_answer_class_match_original():
     _, _, ref, out = run_original_head("squad_v2")
     for key in ("start_top_index", "end_top_index"):
         np.testing.assert_array_equal(out[key], ref[key], err_msg=key)
-    for key in ("start_top_log_probs", "end_top_log_probs", "cls_logits"):
-        np.testing.assert_allclose(out[key], ref[key], atol=ATOL, rtol=0, err_msg=key)
+    assert_match_original(out, ref, ["start_top_log_probs", "end_top_log_probs", "cls_logits"])
 
 
 def test_squad_v2_training_outputs_condition_end_on_true_start():
@@ -90,3 +92,23 @@ def test_multiple_choice_rejects_flat_inputs():
     model = AlbertMultipleChoice(config)
     with pytest.raises(ValueError):
         model({"input_ids": np.ones((2, 16), np.int32)})
+
+
+@pytest.mark.parametrize("head", sorted(HEADS))
+def test_head_returns_the_encoder_outputs_with_its_own(head):
+    """Every head passes its encoder's outputs on (RACE per option: [B, C, ...]), equal to
+    the encoder's own call, so exports serve them without recomputing."""
+    model, _, ref, out = run_original_head(head)
+    inputs = {k: ref[k] for k in INPUTS[:3]}
+    batch_shape = ref["input_ids"].shape[:-1]
+    if head == "race":
+        inputs = {k: v.reshape(-1, v.shape[-1]) for k, v in inputs.items()}
+    encoded = model.encoder(inputs, training=False)
+    hidden = model.config.hidden_size
+    assert out["sequence_output"].shape == ref["input_ids"].shape + (hidden,)
+    assert out["pooled_output"].shape == batch_shape + (hidden,)
+    for key in ("sequence_output", "pooled_output", "embedding_output"):
+        np.testing.assert_array_equal(np.reshape(out[key], encoded[key].shape), encoded[key],
+                                      err_msg=key)
+    assert set(head_outputs(out)) == set(out) - {"sequence_output", "pooled_output",
+                                                 "embedding_output"}
