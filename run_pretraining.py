@@ -15,8 +15,6 @@ Running the same command again resumes from the last checkpoint in --output_dir.
 (--input_file, --output_dir, --init_checkpoint, --albert_config_file) may be on any
 filesystem TensorFlow reads (gs://, ram://, ...).
 """
-from absl import flags
-
 from albert_tf import cli
 
 
@@ -29,10 +27,9 @@ def main(argv):
         run_pretraining(config, cli.pretraining_settings_from_flags(values), strategy)
 
 
-def define_flags():
-    cli.define_pretraining_flags()
-    flags.adopt_module_key_flags(cli)
-
+# The flags: cli.PRETRAINING_OPTIONS (albert_tf/settings.py's PretrainingSettings and the
+# model-file, TPU and runtime options of cli.OPTIONS).
+define_flags = cli.define_pretraining_flags
 
 if __name__ == "__main__":
     cli.run(main, define_flags, required=["input_file", "albert_config_file", "output_dir"])

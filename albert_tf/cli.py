@@ -1,10 +1,19 @@
-"""Command-line flags shared by the run_*.py entry scripts, and turning them into objects.
+"""The command-line layer: every option of the entry points as an absl flag, declared once.
 
-Nothing here runs on import: each script calls the `define_*_flags()` functions it needs
-(inside `if __name__ == "__main__"`), then passes `absl.flags.FLAGS` to the `*_from_flags`
-helpers. The library itself never reads flags.
+The library never reads flags; this module and the entry points (run_*.py, `python -m
+albert_tf.<tool>`) do. An option is declared in one place:
 
-Original flags keep their names, meanings and defaults. New ones:
+- a field of a settings dataclass in `albert_tf.settings` is the flag of its name, default
+  and help; `settings_options(SettingsClass)` lists them and `settings_from_flags` builds the
+  dataclass back from the parsed flags by name;
+- an option that is not a setting (the model files, the strategy and TPU flags, `--debug`) is
+  a row of `OPTIONS` below, picked by name with `options(...)`;
+- a tool's own options (export, convert, ...) are a table of `Option`s in its module.
+
+An entry point lists its options, `define`s them and runs under `run`, which adds `--debug`,
+marks the required flags, lists the flags in `--help`/`--helpshort` and turns flag errors
+into one `ERROR:` line. The original scripts' flags keep their names, meanings and defaults.
+New ones:
 
     --distribution_strategy  one_device | mirrored | multi_worker_mirrored | tpu
     --num_gpus               local GPUs to use (default: all; 0: the CPU)
@@ -16,6 +25,7 @@ Original flags keep their names, meanings and defaults. New ones:
 """
 
 import contextlib
+import dataclasses
 import re
 import sys
 
@@ -24,7 +34,132 @@ from absl import flags
 from absl import logging
 
 from albert_tf import files
+from albert_tf import settings as settings_lib
 from albert_tf import training
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One command-line option.
+
+    Attributes:
+      name: the flag's name.
+      default: its default (None: unset).
+      help: what it does and why one would change it (`--help`).
+      kind: the value's type: str, int, float, bool, or list/tuple (comma-separated).
+      choices: the allowed values (an enum flag), or None.
+      owner: the settings dataclass whose field `field` the flag fills, or None.
+      field: that field's name (it may differ from `name`, e.g. run_race's
+        --num_keep_checkpoint fills `keep_checkpoint_max`).
+    """
+
+    name: str
+    default: object
+    help: str
+    kind: type = str
+    choices: tuple = None
+    owner: type = None
+    field: str = None
+
+    def changed(self, **changes):
+        """This option with some of `name`, `default`, `help` changed (a script whose flag
+        of the same meaning has another default or name, e.g. run_squad's
+        --max_seq_length=384)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _shared(name, kind):
+    default, help_ = settings_lib.SHARED[name]
+    return Option(name, None if default is dataclasses.MISSING else default, help_, kind)
+
+
+# The options that are not settings, each declared once; entry points pick them by name.
+OPTIONS = {option.name: option for option in (
+    Option("albert_config_file", None,
+           "The config JSON of the ALBERT model (its architecture)."),
+    Option("albert_hub_module_handle", None,
+           "Folder of a downloaded ALBERT TF-Hub module to start from: its weights (unless "
+           "--init_checkpoint is set), its SentencePiece model (as the original, it replaces "
+           "--spm_model_file) and its config (unless --albert_config_file is set)."),
+    _shared("init_checkpoint", str), _shared("output_dir", str),
+    _shared("spm_model_file", str), _shared("vocab_file", str),
+    _shared("do_lower_case", bool),
+    Option("use_einsum", True,
+           "Original flag (einsum or matmul in dense layers, for TFLite); accepted for "
+           "compatibility: our layers give the same numbers either way.", bool),
+    # The original's TPU flags.
+    Option("use_tpu", False,
+           "Train on a TPU (same as --distribution_strategy=tpu); also looks embeddings up "
+           "with one-hot matmuls, as the original does on TPUs.", bool),
+    Option("tpu_name", None, "The Cloud TPU: a name, or a grpc://ip.address.of.tpu:8470 URL."),
+    Option("tpu_zone", None,
+           "[Optional] GCE zone of the Cloud TPU (detected from metadata if unset)."),
+    Option("gcp_project", None,
+           "[Optional] GCP project of the Cloud TPU (detected from metadata if unset)."),
+    Option("master", None,
+           "[Optional] TensorFlow master URL (a TPU address, used if --tpu_name is unset)."),
+    Option("num_tpu_cores", 8,
+           "TPU cores to use; TPUStrategy uses every core of the TPU it connects to, so this "
+           "is only checked against it.", int),
+    # Where to run.
+    Option("distribution_strategy", "one_device",
+           "one_device: the first GPU, else the CPU. mirrored: all local GPUs (or every "
+           "--num_cpu_devices CPU device). multi_worker_mirrored: the machines in the "
+           "TF_CONFIG environment variable. tpu: the TPU of --tpu_name.",
+           choices=training.STRATEGIES),
+    Option("num_gpus", None, "Local GPUs to use (default: all visible; 0: run on the CPU).",
+           int),
+    Option("num_cpu_devices", 1,
+           "Split the CPU into this many logical devices, e.g. to try "
+           "--distribution_strategy=mirrored without GPUs.", int),
+    Option("debug", False,
+           "Show the Python traceback of input errors too (they are one line otherwise).",
+           bool),
+)}
+TPU = ("use_tpu", "tpu_name", "tpu_zone", "gcp_project", "master", "num_tpu_cores")
+RUNTIME = ("distribution_strategy", "num_gpus", "num_cpu_devices")
+
+
+def options(*names):
+    """The rows `names` of `OPTIONS`."""
+    return [OPTIONS[name] for name in names]
+
+
+def option(name, **changes):
+    """The row `name` of `OPTIONS`, with `changes` (e.g. a tool's own help for
+    --albert_config_file)."""
+    return OPTIONS[name].changed(**changes)
+
+
+def settings_options(settings_class, skip=(), **changes):
+    """The options of a settings dataclass: one per field that is a flag (`settings.option`),
+    less the fields in `skip`; `changes` maps a field to a dict of changed attributes
+    (`name`, `default`, `help`) for a script whose flag differs."""
+    fields = [f for f in dataclasses.fields(settings_class)
+              if settings_lib.flag_name(f) and f.name not in skip]
+    unknown = set(changes) - {f.name for f in fields}
+    if unknown:
+        raise ValueError(f"{settings_class.__name__} has no flag field {sorted(unknown)}.")
+    return [Option(settings_lib.flag_name(f),
+                   None if f.default is dataclasses.MISSING else f.default,
+                   f.metadata["help"], f.type, f.metadata.get("choices"),
+                   settings_class, f.name).changed(**changes.get(f.name, {}))
+            for f in fields]
+
+
+_DEFINERS = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+             bool: flags.DEFINE_bool, list: flags.DEFINE_list, tuple: flags.DEFINE_list}
+_DEFINED = []   # the names `define` defined, listed by `run` in the entry point's --help
+
+
+def define(option_list):
+    """Defines the absl flag of every `Option` (see `define_flag` for one defined twice)."""
+    for o in option_list:
+        if o.choices is not None:
+            define_flag(flags.DEFINE_enum, o.name, o.default, list(o.choices), o.help)
+        else:
+            define_flag(_DEFINERS[o.kind], o.name, o.default, o.help)
+        _DEFINED.append(o.name)
 
 
 def define_flag(definer, name, *args, **kwargs):
@@ -44,155 +179,76 @@ def define_flag(definer, name, *args, **kwargs):
         raise ValueError(f"--{name} is defined twice with incompatible defaults: {error}") from None
 
 
-def define_common_flags():
-    """`albert_config_file`, `init_checkpoint`, `output_dir` (every original script has them)."""
-    define_flag(flags.DEFINE_string, "albert_config_file", None,
-            "The config JSON of the ALBERT model (its architecture).")
-    define_flag(flags.DEFINE_string, "init_checkpoint", None,
-            "Initial checkpoint in the original format, usually from a pretrained ALBERT "
-            "(weights only; optimizer moments and the step start afresh).")
-    define_flag(flags.DEFINE_string, "output_dir", None,
-            "Where checkpoints, summaries and results are written.")
+def values_of(option_list, values, owner=None):
+    """{field or flag name: parsed value} of the options (of `owner` only, if given); a
+    list flag of a tuple field becomes a tuple (empty when unset)."""
+    result = {}
+    for o in option_list:
+        if owner is not None and o.owner is not owner:
+            continue
+        value = getattr(values, o.name)
+        result[o.field or o.name] = tuple(value or ()) if o.kind is tuple else value
+    return result
 
 
-def define_tokenizer_flags():
-    """`spm_model_file`, `vocab_file`, `do_lower_case` (the fine-tuning scripts')."""
-    define_flag(flags.DEFINE_string, "spm_model_file", None,
-            "The SentencePiece model of the ALBERT vocabulary.")
-    define_flag(flags.DEFINE_string, "vocab_file", None,
-            "A WordPiece vocabulary file (used when no SentencePiece model is given).")
-    define_flag(flags.DEFINE_bool, "do_lower_case", True,
-            "Lower-case the input (True for the uncased released models).")
-
-
-def define_tpu_flags():
-    """The original's TPU flags: use_tpu, tpu_name, tpu_zone, gcp_project, master,
-    num_tpu_cores, iterations_per_loop."""
-    define_flag(flags.DEFINE_bool, "use_tpu", False,
-            "Train on a TPU (same as --distribution_strategy=tpu); also looks embeddings up "
-            "with one-hot matmuls, as the original does on TPUs.")
-    define_flag(flags.DEFINE_string, "tpu_name", None,
-            "The Cloud TPU: a name, or a grpc://ip.address.of.tpu:8470 URL.")
-    define_flag(flags.DEFINE_string, "tpu_zone", None,
-            "[Optional] GCE zone of the Cloud TPU (detected from metadata if unset).")
-    define_flag(flags.DEFINE_string, "gcp_project", None,
-            "[Optional] GCP project of the Cloud TPU (detected from metadata if unset).")
-    define_flag(flags.DEFINE_string, "master", None,
-            "[Optional] TensorFlow master URL (a TPU address, used if --tpu_name is unset).")
-    define_flag(flags.DEFINE_integer, "num_tpu_cores", 8,
-            "TPU cores to use; TPUStrategy uses every core of the TPU it connects to, so "
-            "this is only checked against it.")
-    define_flag(flags.DEFINE_integer, "iterations_per_loop", 1000,
-            "Train steps per call into the compiled loop (fewer host round trips; on TPUs, "
-            "steps per execution). A due checkpoint or export ends a loop early; every "
-            "step's losses are still logged per --log_steps.")
-
-
-def define_runtime_flags():
-    """Where and how to run: strategy, devices, precision, XLA."""
-    define_flag(flags.DEFINE_enum, "distribution_strategy", "one_device", list(training.STRATEGIES),
-            "one_device: the first GPU, else the CPU. mirrored: all local GPUs (or every "
-            "--num_cpu_devices CPU device). multi_worker_mirrored: the machines in the "
-            "TF_CONFIG environment variable. tpu: the TPU of --tpu_name.")
-    define_flag(flags.DEFINE_integer, "num_gpus", None,
-            "Local GPUs to use (default: all visible; 0: run on the CPU).")
-    define_flag(flags.DEFINE_integer, "num_cpu_devices", 1,
-            "Split the CPU into this many logical devices, e.g. to try "
-            "--distribution_strategy=mirrored without GPUs.")
-    define_flag(flags.DEFINE_enum, "mixed_precision", "none", sorted(training.PRECISION_POLICIES),
-            "Compute in bfloat16 (bf16) or float16 (fp16, with dynamic loss scaling); "
-            "variables, losses and the optimizer stay float32.")
-    define_flag(flags.DEFINE_bool, "jit_compile", False,
-            "Compile the forward and backward pass with XLA (see --jit_scope where a script "
-            "has it). Needs static shapes (the input drops the last partial batch).")
-
-
-def define_training_flags():
-    """Training-loop options shared by pretraining and fine-tuning."""
-    define_flag(flags.DEFINE_integer, "gradient_accumulation_steps", 1,
-            "Split each step's batch into this many micro-batches per replica and sum their "
-            "gradients before one update: the same update with less memory.")
-    define_flag(flags.DEFINE_bool, "bias_correction", False,
-            "Use Adam's bias-corrected moments in AdamW/LAMB (the original has none).")
-    define_flag(flags.DEFINE_integer, "log_steps", 100,
-            "Log progress (losses, learning rate, examples/s, MFU, ETA) every N steps.")
-    define_flag(flags.DEFINE_integer, "seed", None,
-            "Seed for the initial weights, dropout and the input order (default: random).")
-    define_flag(flags.DEFINE_float, "peak_tflops", None,
-            "Peak TFLOP/s per accelerator (or of the whole CPU) for the MFU figure; default "
-            "from a table of known GPUs, or an estimate for the CPU.")
-
-
-def define_pretraining_flags():
-    """All flags of run_pretraining.py (the original's plus the new ones)."""
-    define_common_flags()
-    define_tpu_flags()
-    define_runtime_flags()
-    define_training_flags()
-    f = flags
-    define_flag(f.DEFINE_string, "input_file", None,
-            "Input TFRecord files: comma-separated globs (quote them), e.g. "
-            "'tfrecords/train-*'.")
-    define_flag(f.DEFINE_integer, "max_seq_length", 512,
-            "Tokens per sequence; must match the data (create_pretraining_data's flag).")
-    define_flag(f.DEFINE_integer, "max_predictions_per_seq", 20,
-            "Masked-LM predictions per sequence; must match the data.")
-    define_flag(f.DEFINE_bool, "do_train", True, "Whether to run training.")
-    define_flag(f.DEFINE_bool, "do_eval", False,
-            "Whether to evaluate (on the training files, as the original).")
-    define_flag(f.DEFINE_integer, "train_batch_size", 4096,
-            "Global batch per update (over all replicas and accumulated micro-batches).")
-    define_flag(f.DEFINE_integer, "eval_batch_size", 64, "Global batch for evaluation.")
-    define_flag(f.DEFINE_enum, "optimizer", "lamb", ["adamw", "lamb"], "The optimizer.")
-    define_flag(f.DEFINE_float, "learning_rate", 0.00176, "The peak (initial) learning rate.")
-    define_flag(f.DEFINE_float, "poly_power", 1.0, "The power of the polynomial decay.")
-    define_flag(f.DEFINE_integer, "num_train_steps", 125000, "Number of training steps.")
-    define_flag(f.DEFINE_integer, "num_warmup_steps", 3125, "Number of warm-up steps.")
-    define_flag(f.DEFINE_integer, "start_warmup_step", 0, "The step at which warm-up starts.")
-    define_flag(f.DEFINE_integer, "save_checkpoints_steps", 5000,
-            "Save a resumable checkpoint every N steps.")
-    define_flag(f.DEFINE_integer, "keep_checkpoint_max", 5, "How many checkpoints to keep.")
-    define_flag(f.DEFINE_integer, "max_eval_steps", 100,
-            "Batches of --eval_batch_size per evaluation, read from the start of the "
-            "--input_file files in order and repeated if they hold fewer records (the "
-            "original's meaning).")
-    define_flag(f.DEFINE_bool, "init_from_group0", False,
-            "Initialise every layer group's variables from group 0 of --init_checkpoint.")
-    define_flag(f.DEFINE_float, "masked_lm_budget", 0,
-            "The original's online-masking ratio; only 0 (offline masking) is supported.")
-    define_flag(f.DEFINE_enum, "jit_scope", "gradients", ["gradients", "step"],
-            "What --jit_compile compiles: the forward and backward pass (gradients; the "
-            "faster on CPUs measured), or the whole train step with clipping and the "
-            "optimizer update (step; one replica, else gradients).")
-    define_flag(f.DEFINE_integer, "export_original_every", 0,
-            "Also write an original-format model.ckpt-<step> every N steps (0: only at the "
-            "end).")
-
-
-def define_finetuning_flags():
-    """The flags every fine-tuning script (run_classifier, run_squad, run_race) has besides
-    its task's: the common, tokenizer, TPU, runtime and training ones, the TF-Hub module,
-    the prediction batch and the evaluation-only wait."""
-    define_common_flags()
-    define_tokenizer_flags()
-    define_tpu_flags()
-    define_runtime_flags()
-    define_training_flags()
-    define_flag(flags.DEFINE_string, "albert_hub_module_handle", None,
-                "Folder of a downloaded ALBERT TF-Hub module to start from: its weights "
-                "(unless --init_checkpoint is set), its SentencePiece model (as the "
-                "original, it replaces --spm_model_file) and its config (unless "
-                "--albert_config_file is set).")
-    define_flag(flags.DEFINE_integer, "predict_batch_size", 8, "Total batch size for predict.")
-    define_flag(flags.DEFINE_float, "eval_wait_seconds", 0.0,
-                "An evaluation-only run (no --do_train) waits this long for a training run "
-                "in the same --output_dir to write a new checkpoint (the original waited "
-                "forever).")
+def settings_from_flags(settings_class, option_list, values, **given):
+    """`settings_class` from the parsed flags of its options in `option_list`, by name;
+    `given` sets the fields a script derives (e.g. `use_one_hot_embeddings`)."""
+    return settings_class(**{**values_of(option_list, values, settings_class), **given})
 
 
 def on_tpu(values):
     """Whether the flags ask for a TPU (`--use_tpu` or `--distribution_strategy=tpu`)."""
     return getattr(values, "use_tpu", False) or values.distribution_strategy == "tpu"
+
+
+# === Pretraining ========================================================================
+
+PRETRAINING_OPTIONS = (options("albert_config_file", *TPU, *RUNTIME)
+                       + settings_options(settings_lib.PretrainingSettings))
+
+
+def define_pretraining_flags():
+    """All flags of run_pretraining.py (the original's plus the new ones)."""
+    define(PRETRAINING_OPTIONS)
+
+
+def pretraining_settings_from_flags(values):
+    """`PretrainingSettings` from run_pretraining.py's flag values."""
+    return settings_from_flags(settings_lib.PretrainingSettings, PRETRAINING_OPTIONS, values,
+                               use_one_hot_embeddings=on_tpu(values))
+
+
+# === Fine-tuning ========================================================================
+
+def finetuning_options(task_class, skip=(), **changes):
+    """The options of a fine-tuning script: the model files, TPU and runtime ones, the
+    loop's (`FinetuningSettings`, less `skip`, with `changes`) and the task's
+    (`task_class`, changes too)."""
+    loop = {name: change for name, change in changes.items()
+            if name in settings_lib.FinetuningSettings.__dataclass_fields__}
+    task = {name: change for name, change in changes.items() if name not in loop}
+    return (options("albert_config_file", "albert_hub_module_handle", *TPU, *RUNTIME)
+            + settings_options(settings_lib.FinetuningSettings, skip, **loop)
+            + settings_options(task_class, **task))
+
+
+def finetuning_from_flags(task_class, option_list, values, **loop_values):
+    """(FinetuningSettings, task settings, config file) of a fine-tuning script's flags.
+
+    The model files come from `model_files_from_flags`; `loop_values` set the loop's fields
+    a script derives (e.g. run_squad's `eval_batch_size` is --predict_batch_size).
+    Raises `training.SettingsError` if no config file is given or found.
+    """
+    init_checkpoint, spm_model_file, config_file = model_files_from_flags(values)
+    settings = settings_from_flags(
+        settings_lib.FinetuningSettings, option_list, values, init_checkpoint=init_checkpoint,
+        use_one_hot_embeddings=on_tpu(values), **loop_values)
+    task = settings_from_flags(task_class, option_list, values, spm_model_file=spm_model_file)
+    if not config_file:
+        raise training.SettingsError("Set --albert_config_file, or --albert_hub_module_handle "
+                                     "to a module with assets/albert_config.json.")
+    return settings, task, config_file
 
 
 def model_files_from_flags(values):
@@ -212,23 +268,6 @@ def model_files_from_flags(values):
         spm_model_file = hub_spm or spm_model_file
         config_file = config_file or hub_config
     return init_checkpoint, spm_model_file, config_file
-
-
-def finetuning_settings_from_flags(values, init_checkpoint, **task_values):
-    """`FinetuningSettings` from the shared flags; `task_values` are the fields whose flags
-    differ between the scripts (batch sizes, steps, optimizer, ...)."""
-    from albert_tf.finetuning import FinetuningSettings
-    return FinetuningSettings(
-        output_dir=values.output_dir, init_checkpoint=init_checkpoint,
-        max_seq_length=values.max_seq_length, train_batch_size=values.train_batch_size,
-        predict_batch_size=values.predict_batch_size, learning_rate=values.learning_rate,
-        save_checkpoints_steps=values.save_checkpoints_steps,
-        use_one_hot_embeddings=on_tpu(values), mixed_precision=values.mixed_precision,
-        jit_compile=values.jit_compile,
-        gradient_accumulation_steps=values.gradient_accumulation_steps,
-        bias_correction=values.bias_correction, log_steps=values.log_steps,
-        seed=values.seed, peak_tflops=values.peak_tflops,
-        eval_wait_seconds=values.eval_wait_seconds, **task_values)
 
 
 def strategy_from_flags(values):
@@ -254,43 +293,24 @@ def strategy_from_flags(values):
     return strategy
 
 
-def pretraining_settings_from_flags(values):
-    """`PretrainingSettings` from run_pretraining.py's flag values."""
-    from albert_tf.pretraining import PretrainingSettings
-    return PretrainingSettings(
-        input_file=values.input_file, output_dir=values.output_dir,
-        init_checkpoint=values.init_checkpoint, max_seq_length=values.max_seq_length,
-        max_predictions_per_seq=values.max_predictions_per_seq, do_train=values.do_train,
-        do_eval=values.do_eval, train_batch_size=values.train_batch_size,
-        eval_batch_size=values.eval_batch_size, optimizer=values.optimizer,
-        learning_rate=values.learning_rate, poly_power=values.poly_power,
-        num_train_steps=values.num_train_steps, num_warmup_steps=values.num_warmup_steps,
-        start_warmup_step=values.start_warmup_step,
-        save_checkpoints_steps=values.save_checkpoints_steps,
-        keep_checkpoint_max=values.keep_checkpoint_max,
-        iterations_per_loop=values.iterations_per_loop, max_eval_steps=values.max_eval_steps,
-        init_from_group0=values.init_from_group0, masked_lm_budget=values.masked_lm_budget,
-        use_one_hot_embeddings=on_tpu(values), mixed_precision=values.mixed_precision,
-        jit_compile=values.jit_compile, jit_scope=values.jit_scope,
-        gradient_accumulation_steps=values.gradient_accumulation_steps,
-        bias_correction=values.bias_correction, log_steps=values.log_steps,
-        export_original_every=values.export_original_every, seed=values.seed,
-        peak_tflops=values.peak_tflops)
-
+# === The frame of every entry point =====================================================
 
 def define_debug_flag():
     """`--debug`: show the traceback of user errors too (every entry point has it)."""
-    define_flag(flags.DEFINE_bool, "debug", False,
-                "Show the Python traceback of input errors too (they are one line otherwise).")
+    define(options("debug"))
 
 
 def run(main, define_flags=None, required=()):
     """The `if __name__ == "__main__":` of every entry point (scripts and `python -m
-    albert_tf.<module>`): defines the flags (`define_flags()`, then `--debug`), marks the
-    `required` ones and runs `main(argv)` under absl, whose flag errors are one usage line."""
+    albert_tf.<module>`): defines the flags (`define_flags()`, then `--debug`), lists them in
+    the entry point's `--help`/`--helpshort`, marks the `required` ones and runs `main(argv)`
+    under absl, whose flag errors are one usage line."""
     if define_flags is not None:
         define_flags()
     define_debug_flag()
+    for name in dict.fromkeys(_DEFINED):
+        # absl's --helpshort lists the key flags of the module run as sys.argv[0].
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
     if required:
         flags.mark_flags_as_required(list(required))
     app.run(main, flags_parser=_parse_flags)

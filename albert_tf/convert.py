@@ -342,28 +342,35 @@ def is_saved_model_export(path):
 # =========================================================================================
 
 
+def _options():
+    """The flags of `python -m albert_tf.convert`."""
+    from albert_tf import cli
+    return [
+        cli.Option("input", None, "The weights to convert: an original checkpoint (prefix or "
+                   "folder), a Hugging Face folder, a keras-hub preset, a TF-Hub module or an "
+                   "albert_tf export."),
+        cli.Option("output", None, "The folder to write."),
+        cli.Option("to", None, "original: albert_config.json + model.ckpt-best; hf: a Hugging "
+                   "Face folder; keras_hub: a keras-hub AlbertBackbone preset.",
+                   choices=TARGETS),
+        cli.Option("head", "auto", "The head to convert; auto: the source's. none keeps the "
+                   "encoder alone (needed for keras_hub); multiple_choice reads an original "
+                   "output_weights [1, H] as RACE's head rather than a regression "
+                   "classifier.", choices=("auto", *HEADS)),
+        cli.option("albert_config_file", help="The config JSON, for sources that have none "
+                   "(TF-Hub modules, bare checkpoints)."),
+        cli.option("spm_model_file", help="The SentencePiece model to ship with the output "
+                   "(default: the source's)."),
+        cli.option("do_lower_case", default=None, help="The tokenizer's lower-casing to record "
+                   "(default: the source's, else True)."),
+        cli.Option("overwrite", False, "Replace --output if it exists.", bool),
+    ]
+
+
 def _define_flags():
-    from absl import flags
-    from albert_tf.cli import define_flag
-    define_flag(flags.DEFINE_string, "input", None,
-                "The weights to convert: an original checkpoint (prefix or folder), a Hugging "
-                "Face folder, a keras-hub preset, a TF-Hub module or an albert_tf export.")
-    define_flag(flags.DEFINE_string, "output", None, "The folder to write.")
-    define_flag(flags.DEFINE_enum, "to", None, list(TARGETS),
-                "original: albert_config.json + model.ckpt-best; hf: a Hugging Face folder; "
-                "keras_hub: a keras-hub AlbertBackbone preset.")
-    define_flag(flags.DEFINE_enum, "head", "auto", ["auto", *HEADS],
-                "The head to convert; auto: the source's. none keeps the encoder alone (needed "
-                "for keras_hub); multiple_choice reads an original output_weights [1, H] as "
-                "RACE's head rather than a regression classifier.")
-    define_flag(flags.DEFINE_string, "albert_config_file", None,
-                "The config JSON, for sources that have none (TF-Hub modules, bare "
-                "checkpoints).")
-    define_flag(flags.DEFINE_string, "spm_model_file", None,
-                "The SentencePiece model to ship with the output (default: the source's).")
-    define_flag(flags.DEFINE_bool, "do_lower_case", None,
-                "The tokenizer's lower-casing to record (default: the source's, else True).")
-    define_flag(flags.DEFINE_bool, "overwrite", False, "Replace --output if it exists.")
+    """Defines the script's flags; see `cli.run`."""
+    from albert_tf import cli
+    cli.define(_options())
 
 
 def main(argv):

@@ -202,27 +202,31 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=30000, do_lower_ca
     return model_prefix + ".model"
 
 
+def _options():
+    """The flags of `python -m albert_tf.train_sentencepiece`, named as the arguments of
+    `train_sentencepiece` (`--input` is `input_files`)."""
+    from albert_tf import cli
+    return [
+        cli.Option("input", None, "Comma-separated text files or glob patterns, any "
+                   "tf.io.gfile path (one sentence per line, gzip allowed).", list),
+        cli.Option("model_prefix", None, "Output prefix: writes PREFIX.model and PREFIX.vocab "
+                   "(any tf.io.gfile path)."),
+        cli.Option("vocab_size", 30000, "Vocabulary size (the README's 30000).", int),
+        cli.option("do_lower_case", help="Lower-case the corpus, as the tokenizer will."),
+        cli.Option("input_sentence_size", 10_000_000,
+                   "Train on a uniform sample of at most this many sentences.", int),
+        cli.Option("shuffle_input_sentence", True,
+                   "Sample the sentences at random (otherwise take the first ones).", bool),
+        cli.Option("character_coverage", 0.99995,
+                   "Share of the corpus characters the vocabulary covers.", float),
+        cli.Option("num_threads", None, "Training threads (default: CPU count).", int),
+    ]
+
+
 def _define_flags():
     """Defines the script's flags; see `cli.run`."""
-    from absl import flags
-
-    from albert_tf.cli import define_flag
-    define_flag(flags.DEFINE_list, "input", None, "Comma-separated text files or glob "
-                "patterns, any tf.io.gfile path (one sentence per line, gzip allowed).")
-    define_flag(flags.DEFINE_string, "model_prefix", None, "Output prefix: writes "
-                "PREFIX.model and PREFIX.vocab (any tf.io.gfile path).")
-    define_flag(flags.DEFINE_integer, "vocab_size", 30000,
-                "Vocabulary size (the README's 30000).")
-    define_flag(flags.DEFINE_bool, "do_lower_case", True,
-                "Lower-case the corpus, as the tokenizer will.")
-    define_flag(flags.DEFINE_integer, "input_sentence_size", 10_000_000,
-                "Train on a uniform sample of at most this many sentences.")
-    define_flag(flags.DEFINE_bool, "shuffle_input_sentence", True,
-                "Sample the sentences at random (otherwise take the first ones).")
-    define_flag(flags.DEFINE_float, "character_coverage", 0.99995,
-                "Share of the corpus characters the vocabulary covers.")
-    define_flag(flags.DEFINE_integer, "num_threads", None,
-                "Training threads (default: CPU count).")
+    from albert_tf import cli
+    cli.define(_options())
 
 
 def main(argv):
@@ -230,11 +234,8 @@ def main(argv):
     Bad input is one `ERROR:` line (exit status 1)."""
     from albert_tf import cli
     with cli.script_main(argv) as FLAGS:
-        train_sentencepiece(
-            FLAGS.input, FLAGS.model_prefix, vocab_size=FLAGS.vocab_size,
-            do_lower_case=FLAGS.do_lower_case, input_sentence_size=FLAGS.input_sentence_size,
-            shuffle_input_sentence=FLAGS.shuffle_input_sentence,
-            character_coverage=FLAGS.character_coverage, num_threads=FLAGS.num_threads)
+        values = cli.values_of(_options(), FLAGS)
+        train_sentencepiece(values.pop("input"), **values)
 
 
 if __name__ == "__main__":
