@@ -411,52 +411,6 @@ def _options():
     ]
 
 
-def _options():
-    """The flags of `python -m albert_tf.create_pretraining_data` (the original's, and the
-    new ones), named as the arguments of `create_pretraining_data`."""
-    from albert_tf import cli
-    return [
-        cli.Option("input_file", None, "Input text files: comma-separated glob patterns, any "
-                   "tf.io.gfile path (gs://...). One sentence per line, blank line between "
-                   "documents; UTF-8, optionally gzip."),
-        cli.Option("output_file", None, "Output TFRecord files (comma-separated, filled "
-                   "round-robin), or the base name with --num_output_shards."),
-        *cli.options("vocab_file", "spm_model_file", "do_lower_case"),
-        cli.Option("input_file_mode", "r", "Kept for compatibility and ignored: the input is "
-                   "always read as UTF-8 (or gzip-compressed UTF-8)."),
-        cli.Option("do_whole_word_mask", True, "Mask whole words rather than single pieces.",
-                   bool),
-        cli.Option("do_permutation", False, "Add permuted positions as extra predictions (the "
-                   "masked-LM features are then 2 * max_predictions_per_seq long).", bool),
-        cli.Option("favor_shorter_ngram", True, "n-gram lengths with probability 1/n (shorter "
-                   "spans favoured); otherwise reversed.", bool),
-        cli.Option("random_next_sentence", False, "Negatives take B from a random document "
-                   "(BERT's next-sentence task) instead of swapping A and B (ALBERT's sentence "
-                   "order). The original's help text says the opposite of what it does.", bool),
-        cli.Option("max_seq_length", 512,
-                   "Maximum sequence length, [CLS] and [SEP]s included.", int),
-        cli.Option("ngram", 3, "Longest n-gram (in words) masked as one span.", int),
-        cli.Option("max_predictions_per_seq", 20,
-                   "Maximum masked-LM predictions per sequence.", int),
-        cli.Option("random_seed", 12345, "Seed of every random choice.", int),
-        cli.Option("dupe_factor", 40, "Passes over the corpus, each with different masks.",
-                   int),
-        cli.Option("masked_lm_prob", 0.15, "Masked LM probability.", float),
-        cli.Option("short_seq_prob", 0.1, "Probability of a shorter target length.", float),
-        cli.Option("num_workers", None, "Worker processes (default: all cores). The output "
-                   "does not depend on it.", int),
-        cli.Option("num_output_shards", 0, "Write K files <output_file>-0000i-of-0000K (0: the "
-                   "files of --output_file).", int),
-        cli.Option("resume", False, "Continue an interrupted run with the same flags from its "
-                   "last checkpoint.", bool),
-        cli.Option("skip_bad_lines", False, "Skip and count lines that are not valid UTF-8 "
-                   "instead of stopping.", bool),
-        cli.Option("shuffle_buffer_size", 20000, "Instances shuffled together before being "
-                   "dealt to the output files (memory: about this many serialized examples).",
-                   int),
-    ]
-
-
 def _define_flags():
     """Defines the script's flags; see `cli.run`."""
     from absl import flags

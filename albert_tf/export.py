@@ -529,54 +529,6 @@ def _options():
     ]
 
 
-def _options():
-    """The flags of `python -m albert_tf.export`, named as the arguments of `export`, and
-    the original export scripts' (export_checkpoints.py, export_to_tfhub.py)."""
-    from albert_tf import cli
-    return [
-        cli.option("albert_config_file"),
-        cli.option("init_checkpoint", help="The original-format checkpoint to export (a "
-                   "prefix or a directory)."),
-        cli.option("spm_model_file", help="The SentencePiece model of the vocabulary (needed "
-                   "for SavedModels; copied beside checkpoints)."),
-        cli.option("do_lower_case", help="Lower-case text in the text signatures (True for "
-                   "uncased models)."),
-        cli.Option("export_dir", None,
-                   "The folder to write (local or any tf.io.gfile path, e.g. gs://bucket/x)."),
-        cli.Option("format", "saved_model", "saved_model: for serving and Keras; checkpoint: "
-                   "an original-format checkpoint directory (the original "
-                   "export_checkpoints.py).", choices=FORMATS),
-        cli.Option("head", "auto", "What to export on top of the encoder: mlm (the pretraining "
-                   "heads), classifier (a run_classifier checkpoint), none; auto: what the "
-                   "checkpoint holds.", choices=("auto", *HEADS)),
-        cli.Option("max_seq_length", 128, "Row length of the text signatures' packed inputs.",
-                   int),
-        cli.Option("labels", None, "Class names of a classifier, in id order (optional).",
-                   list),
-        cli.Option("text_pair", False,
-                   "Make serving_default the text-pair signature (pair tasks).", bool),
-        cli.Option("versioned", False, "Write into a new <export_dir>/<unix time>/ "
-                   "(TensorFlow Serving's version folders).", bool),
-        cli.Option("overwrite", False, "Replace a non-empty --export_dir (a SavedModel "
-                   "replaces the whole folder; a checkpoint export replaces the files of the "
-                   "same names).", bool),
-        cli.Option("random_init", False, "Export freshly initialised weights instead of "
-                   "--init_checkpoint (a reproducible starting point, seeded by --seed).",
-                   bool),
-        cli.Option("seed", None, "Seed of the weights of --random_init.", int),
-        cli.Option("num_labels", None,
-                   "Classifier outputs (default: from the checkpoint's output_weights).", int),
-        # The original export scripts' flags.
-        cli.Option("albert_directory", None, "Original flag: a folder with albert_config.json "
-                   "and the checkpoint --checkpoint_name (used when --albert_config_file / "
-                   "--init_checkpoint are not given)."),
-        cli.Option("checkpoint_name", DEFAULT_CHECKPOINT_NAME, "Original flag: the checkpoint "
-                   "in --albert_directory; also the name of the exported checkpoint."),
-        cli.Option("export_path", None, "Original flag: the same as --export_dir."),
-        cli.option("use_einsum"),
-    ]
-
-
 def _define_flags():
     """The flags of `python -m albert_tf.export` (kept when another script in the same
     process, or a test, defined a flag of the same name first)."""
