@@ -150,6 +150,11 @@ def _same(a, b):
                       and math.isnan(a) and math.isnan(b))
 
 
+# runpy warns that the tool modules were imported before being run as __main__.
+RUN_AS_MAIN = pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
+
+
+@RUN_AS_MAIN
 @pytest.mark.parametrize("entry_point", sorted(EXPECTED))
 def test_entry_point_defines_the_original_flags_and_its_new_ones(entry_point, monkeypatch):
     defaults, required = _defined_by(entry_point, monkeypatch)
@@ -197,3 +202,28 @@ def test_a_list_flag_fills_a_tuple_field(monkeypatch):
     with flagsaver.flagsaver(labels=["neg", "pos"]):
         values = cli.values_of(run_classifier.OPTIONS, flags.FLAGS, settings.ClassifierSettings)
     assert values["labels"] == ("neg", "pos")
+
+
+@RUN_AS_MAIN
+@pytest.mark.parametrize("entry_point", sorted(EXPECTED))
+def test_helpshort_lists_every_flag_with_its_help(entry_point, monkeypatch):
+    """absl's --help/--helpshort show the key flags of the module run as sys.argv[0];
+    `cli.run` makes every flag the entry point defines one (the aliases and the tools'
+    too)."""
+    path = (os.path.join(ROOT, entry_point) if entry_point.endswith(".py")
+            else os.path.join(ROOT, *entry_point.split(".")) + ".py")
+    monkeypatch.setattr(sys, "argv", [path])
+    monkeypatch.setattr(cli.app, "run", lambda main, flags_parser: None)
+    monkeypatch.setattr(flags, "mark_flags_as_required", lambda names: None)
+    monkeypatch.setattr(cli, "_DEFINED", [])
+    monkeypatch.syspath_prepend(ROOT)
+    flags.FLAGS.unparse_flags()
+    if entry_point.endswith(".py"):
+        runpy.run_path(path, run_name="__main__")
+    else:
+        runpy.run_module(entry_point, run_name="__main__", alter_sys=False)
+    listed = flags.FLAGS.main_module_help()
+    missing = [name for name in EXPECTED[entry_point][0]
+               if f"--{name}:" not in listed and f"--[no]{name}:" not in listed]
+    assert not missing
+    assert flags.FLAGS["debug"].help in " ".join(listed.split())
