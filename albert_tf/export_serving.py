@@ -17,6 +17,7 @@ Two families of heads (`albert_tf.export`'s docstring lists the signatures):
 
 import tensorflow as tf
 
+from albert_tf import bucketing
 from albert_tf.errors import UserError
 from albert_tf.heads import (AlbertClassifier, AlbertMultipleChoice, AlbertPretrainer,
                              AlbertSquadV1, AlbertSquadV2, head_outputs)
@@ -58,6 +59,15 @@ def _ids_spec(name, shape=(None, None)):
 
 def _text_spec(name):
     return tf.TensorSpec([None], tf.string, name=name)
+
+
+def _cut_to_bucket(features):
+    """Packed text features [B, T] cut to the length bucket of the request's longest text
+    (`albert_tf.bucketing`): a batch of short texts does not compute T positions."""
+    length = features["input_ids"].shape[-1]
+    if length is None:
+        return features
+    return bucketing.trim_to_bucket(features, bucketing.bucket_lengths(length))
 
 
 def _float32(outputs, keys):
@@ -201,7 +211,13 @@ class AlbertServingModule(tf.Module):
 
     def _text(self, text_a, text_b=None):
         features = self.tokenizer(text_a, text_b)
-        result = dict(self.tokens(features))
+        result = dict(self.tokens(_cut_to_bucket(features)))
+        if "sequence_output" in result:
+            # Back to the packed length; positions past the batch's bucket are padding.
+            cut = tf.shape(result["sequence_output"])[1]
+            padding = tf.shape(features["input_ids"])[1] - cut
+            result["sequence_output"] = tf.pad(result["sequence_output"],
+                                               [[0, 0], [0, padding], [0, 0]])
         result.update(features)
         return result
 

@@ -22,6 +22,13 @@ next run. This module is that mechanism, once:
   layout?). Files are written under a temporary name and renamed when complete, so an
   interrupted conversion never leaves a file that looks like a cache.
 
+Who uses what: GLUE names its files by a key of everything they depend on, examples
+included, and records nothing beside them; RACE keys its names by its settings (or takes the
+user's `--train_file`...) and records them; SQuAD's training features live at the user's
+path with their settings and counts recorded. SQuAD's prediction features keep their
+settings inside the post-processing file that goes with them, so that task compares them
+itself, with `check_settings`.
+
 The original reuses any file of the right name and never checks what it was built from.
 """
 

@@ -182,7 +182,8 @@ def build_pretraining_model(config, settings, strategy):
 def _dataset(input_files, settings, is_training, batch_size, num_shards=1, shard_index=0):
     return input_lib.pretraining_dataset(
         input_files, batch_size, settings.max_seq_length, settings.max_predictions_per_seq,
-        is_training, num_shards=num_shards, shard_index=shard_index, seed=settings.seed)
+        is_training, num_shards=num_shards, shard_index=shard_index, seed=settings.seed,
+        length_buckets=settings.length_buckets)
 
 
 def _export_original(model, output_dir, step):

@@ -24,6 +24,7 @@ import os
 
 import tensorflow as tf
 
+from albert_tf import bucketing
 from albert_tf.errors import UserError
 from albert_tf.files import FileError, expand_globs
 
@@ -141,7 +142,7 @@ def parse_record(record, max_seq_length, max_predictions_per_seq):
 
 def pretraining_dataset(files, batch_size, max_seq_length, max_predictions_per_seq,
                         is_training, num_shards=1, shard_index=0, seed=None,
-                        deterministic=None):
+                        deterministic=None, length_buckets="default"):
     """A `tf.data.Dataset` of batches of pretraining features.
 
     Args:
@@ -155,6 +156,10 @@ def pretraining_dataset(files, batch_size, max_seq_length, max_predictions_per_s
       seed: seeds the shuffles (reproducible order); None draws one, as the original.
       deterministic: interleave order; None means deterministic only when `seed` is set
         (the original reads files "sloppy", i.e. in whatever order they arrive).
+
+      length_buckets: lengths a batch's `input_ids`, `input_mask` and `segment_ids` are cut
+        to (the bucket of its longest instance; see `albert_tf.bucketing`); batches are not
+        grouped by length (the masked-LM loss is normalised per token over the batch).
 
     Returns batches {feature: [batch_size, length]} with `next_sentence_labels` [batch, 1].
     """
@@ -181,7 +186,9 @@ def pretraining_dataset(files, batch_size, max_seq_length, max_predictions_per_s
         records = records.shuffle(SHUFFLE_BUFFER, seed=seed)
     dataset = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True if not is_training else deterministic)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = bucketing.training_batches(
+        dataset, batch_size, bucketing.bucket_lengths(max_seq_length, length_buckets),
+        group_by_length=False)
     options = tf.data.Options()
     # Sharding is done above, per pipeline; tf.distribute must not shard again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

@@ -288,7 +288,9 @@ class SquadTask(base.Task):
         def dataset_fn(batch_size, num_shards, shard_index):
             return squad.squad_dataset(q.train_feature_file, s.max_seq_length, True,
                                        batch_size, is_v2=q.is_v2, num_shards=num_shards,
-                                       shard_index=shard_index, seed=s.seed)
+                                       shard_index=shard_index, seed=s.seed,
+                                       length_buckets=s.length_buckets,
+                                       group_by_length=s.group_by_length)
 
         return dataset_fn
 
