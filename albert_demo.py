@@ -1,18 +1,21 @@
-r"""The demo job: train a small ALBERT on the embedded corpus, evaluate, export, fine-tune.
+r"""The demo job: pretrain a small ALBERT on the embedded corpus and measure what it buys.
 
-    python albert_demo.py                      # every step (about 15 minutes on 2 CPU cores)
-    python albert_demo.py --steps=finetune,report --run_dir=runs/20261123-170000
+    python albert_demo.py                      # every step (README: time per part)
+    python albert_demo.py --steps=curve,report --run_dir=runs/20261123-170000
 
 Steps: spm (SentencePiece vocabulary), data (pretraining TFRecords), pretrain (LAMB, with
-checkpoints), eval (held-out masked-LM and sentence-order accuracy, pretrained and at
-initialisation), export (original-format checkpoint and SavedModel, reloaded and compared),
-finetune (the embedded docstring_source task, from the pretrained and the initial weights),
-report (runs/<timestamp>/report.md, metrics.json, loss_curves.png).
+checkpoints), tfm_check (the same pretraining with tf-models-official's ALBERT), eval
+(held-out masked-LM and sentence-order accuracy, pretrained and at initialisation;
+fill-the-mask examples), export (original-format checkpoint and SavedModel, reloaded and
+compared), finetune (run_classifier on the embedded docstring_source task, exported for
+serving), curve (label-efficiency curve on the embedded word_order task: pretrained against
+initial weights, several label budgets and seeds, and a bag-of-words baseline), report
+(runs/<timestamp>/report.md, metrics.json, loss_curves.png).
 
 A run lives in runs/<timestamp>/. Running the command again continues the newest run
 started with the same settings, skipping its finished steps (each writes
 <step>/manifest.json when done); --fresh starts a new run, --redo=STEP runs a step again.
-See albert_tf/main_job.py for what each step does, and the report for the command line of
+See albert_tf/demo/ for what each step does, and the report for the command line of
 each tool it used.
 """
 import logging as pylogging
@@ -28,11 +31,12 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from albert_tf import files  # noqa: E402
-from albert_tf import main_job  # noqa: E402
+from albert_tf import demo  # noqa: E402
+from albert_tf.demo import task_data  # noqa: E402
 from albert_tf.errors import UserError  # noqa: E402
 
-flags.DEFINE_list("steps", list(main_job.STEPS),
-                  f"Steps to run, in this order: {','.join(main_job.STEPS)}.")
+flags.DEFINE_list("steps", list(demo.STEPS),
+                  f"Steps to run, in this order: {','.join(demo.STEPS)}.")
 flags.DEFINE_list("redo", [], "Steps to run again even if they finished before.")
 flags.DEFINE_string("run_dir", None,
                     "The run folder (default: the newest folder under --runs_root started "
@@ -46,8 +50,8 @@ flags.DEFINE_integer("num_workers", 0,
                      "Processes for create_pretraining_data (0: all cores).")
 flags.DEFINE_bool("verbose", False, "Show the tools' own log lines too.")
 flags.DEFINE_string("build_task_data", None,
-                    "Only rebuild the embedded docstring_source task files into this folder "
-                    "(data/tasks/docstring_source) from the corpus, and exit.")
+                    "Only rebuild the embedded tasks (docstring_source, word_order) from the "
+                    "corpus into this folder (data/tasks: one sub-folder per task), and exit.")
 
 
 class _ProgressLinesOnly(pylogging.Filter):
@@ -55,7 +59,7 @@ class _ProgressLinesOnly(pylogging.Filter):
 
     def filter(self, record):
         return record.levelno >= pylogging.WARNING or (
-            record.module == "training" and str(record.msg).startswith("step"))
+            record.module in ("training", "summaries") and str(record.msg).startswith("step"))
 
 
 def _quiet_logs():
@@ -78,27 +82,29 @@ def main(argv):
     else:
         _quiet_logs()
     if FLAGS.build_task_data:
-        sizes = main_job.build_task_data(FLAGS.build_task_data)
+        sizes = task_data.build_all(FLAGS.build_task_data)
         print(f"Wrote {FLAGS.build_task_data}: {sizes}")
         return
-    settings = (main_job.JobSettings.quick() if FLAGS.preset == "quick"
-                else main_job.JobSettings.full())
+    settings = (demo.JobSettings.quick() if FLAGS.preset == "quick"
+                else demo.JobSettings.full())
     settings.num_workers = FLAGS.num_workers
     run_dir = FLAGS.run_dir
     if run_dir is None and not FLAGS.fresh:
-        run_dir = main_job.find_run_dir(FLAGS.runs_root, settings)
+        run_dir = demo.find_run_dir(FLAGS.runs_root, settings)
         if run_dir is not None:
             print(f"Continuing {run_dir} (same settings; --fresh starts a new run).")
     if run_dir is None:
-        run_dir = main_job.new_run_dir(FLAGS.runs_root)
+        run_dir = demo.new_run_dir(FLAGS.runs_root)
     try:
-        main_job.run_job(settings, run_dir, steps=FLAGS.steps, redo=FLAGS.redo)
+        demo.run_job(settings, run_dir, steps=FLAGS.steps, redo=FLAGS.redo)
     except (UserError, RuntimeError, ValueError, FileNotFoundError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)
     report = files.join(run_dir, "report.md")
     if "report" in FLAGS.steps and files.exists(report):
         print(f"Report: {report}")
+    # Pretraining (albert_tf and tf-models-official) and fine-tuning scalars.
+    print(f"TensorBoard: tensorboard --logdir {run_dir}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""The demo job (albert_demo.py): every step on a reduced setting, its artefacts and report.
+"""The demo job (albert_demo.py, albert_tf/demo/): every step on a reduced setting, its
+artefacts, metrics and report.
 
-The reduced setting (`JobSettings.quick()`: a slice of the corpus and of the task, a tiny
-model, a few steps) runs once per module. References: the artefacts are read back with the
-libraries that define their formats (sentencepiece, tf.train checkpoints, TFRecord parsing,
-tf.saved_model, PNG signature); the report's figures are recomputed here from the run's own
-files by a separate path (the held-out accuracy from the checkpoint and the TFRecords with
-NumPy, the test accuracy from test_results.tsv); the commands in the report are parsed with
-the real flag definitions of run_pretraining.py and run_classifier.py.
+The reduced setting (`JobSettings.quick()`: a slice of the corpus and of the tasks, a tiny
+model, a few steps, a curve of 2 budgets x 2 seeds x 2 inits) runs once per module.
+References: the artefacts are read back with the libraries that define their formats
+(sentencepiece, tf.train checkpoints, TFRecord parsing, tf.saved_model, PNG signature); the
+report's figures are recomputed here from the run's own files by a separate path (the
+held-out accuracy from the checkpoint and the TFRecords with NumPy, the test accuracy from
+test_results.tsv, the final masked-LM losses from the TensorBoard event files); the
+commands in the report are parsed with the real flag definitions of run_pretraining.py and
+run_classifier.py; the embedded tasks are checked against their definition on the corpus,
+and word_order against a bag-of-words model (scikit-learn).
 
 `-m slow` adds the full run (about 15 minutes on two cores) and runs the report's commands
 as a user would.
@@ -27,8 +31,10 @@ import tensorflow as tf
 from absl import flags
 
 from albert_tf import AlbertConfig, AlbertPretrainer
-from albert_tf import main_job
+from albert_tf import demo
 from albert_tf.checkpoints import load_original_checkpoint
+from albert_tf.demo import finetune, label_efficiency, steps, task_data, tfm_check
+from albert_tf.demo import report as report_lib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -36,16 +42,16 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """(settings, run folder, {step: manifest}, log lines) of one reduced run."""
-    settings = main_job.JobSettings.quick()
+    settings = demo.JobSettings.quick()
     run_dir = tmp_path_factory.mktemp("runs") / "quick"
     lines = []
-    manifests = main_job.run_job(settings, run_dir, log=lines.append)
+    manifests = demo.run_job(settings, run_dir, log=lines.append)
     return settings, run_dir, manifests, lines
 
 
 def path_of(run_dir, shown):
     path = pathlib.Path(shown)
-    return path if path.is_absolute() else main_job.ROOT / path
+    return path if path.is_absolute() else demo.ROOT / path
 
 
 # === Artefacts ===========================================================================
@@ -53,8 +59,8 @@ def path_of(run_dir, shown):
 
 def test_every_step_wrote_its_manifest_last(quick_run):
     settings, run_dir, manifests, _ = quick_run
-    assert list(manifests) == list(main_job.STEPS)
-    for step in main_job.STEPS:
+    assert list(manifests) == list(demo.STEPS)
+    for step in demo.STEPS:
         manifest = json.loads((run_dir / step / "manifest.json").read_text())
         assert manifest["fingerprint"] == settings.fingerprint()
         assert manifest["seconds"] >= 0
@@ -123,11 +129,114 @@ def test_report_files_exist(quick_run):
     json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_progress_is_printed_per_step(quick_run):
+def test_progress_is_printed_per_step_with_the_job_eta(quick_run):
     _, _, _, lines = quick_run
-    for index, step in enumerate(main_job.STEPS, 1):
-        assert any(line.startswith(f"[{index}/{len(main_job.STEPS)} {step}] finished")
+    for index, step in enumerate(demo.STEPS, 1):
+        assert any(line.startswith(f"[{index}/{len(demo.STEPS)} {step}] finished")
                    for line in lines), step
+        assert any(line.startswith(f"[{index}/{len(demo.STEPS)} {step}] ") and "job ETA"
+                   in line for line in lines), step
+
+
+# === The measurements: label efficiency, baseline, fill-the-mask, tf-models-official ====
+
+
+def test_metrics_hold_the_curve_as_one_row_per_run(quick_run):
+    settings, run_dir, _, _ = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rows = metrics["label_efficiency"]
+    assert len(rows) == len(settings.curve_budgets) * len(settings.curve_seeds) * 2
+    train_rows = len((run_dir / "curve_task" / "train.tsv").read_text().splitlines()) - 1
+    budgets = {n or train_rows for n in settings.curve_budgets}
+    assert {(r["labels"], r["seed"], r["init"]) for r in rows} == {
+        (n, seed, init) for n in budgets for seed in settings.curve_seeds
+        for init in ("pretrained", "random")}
+    for row in rows:
+        assert set(row) == {"labels", "seed", "init", "dev_accuracy", "test_accuracy"}
+        assert 0 <= row["dev_accuracy"] <= 1 and 0 <= row["test_accuracy"] <= 1
+
+
+def test_baseline_rows_cover_the_same_budgets_on_both_tasks(quick_run):
+    settings, run_dir, _, _ = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rows = metrics["baseline"]
+    assert {r["task"] for r in rows} == {task_data.WORD_ORDER_NAME, task_data.TASK_NAME}
+    assert len(rows) == 2 * len(settings.curve_budgets) * len(settings.curve_seeds)
+    for row in rows:
+        assert set(row) == {"task", "labels", "seed", "dev_accuracy", "test_accuracy"}
+
+
+def test_mlm_loss_check_is_recomputed_from_both_training_logs(quick_run):
+    """albert_tf's value from run_pretraining's TensorBoard scalars, tf-models-official's
+    from the tfm_check step's own scalars (read with tf.summary's event format)."""
+    settings, run_dir, manifests, _ = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    check = metrics["mlm_loss_check"]
+    assert set(check) == {"albert_tf", "tf_models_official"}
+    ours = steps.read_scalars(path_of(run_dir, manifests["pretrain"]["files"]["output_dir"])
+                              / "summaries" / "train")["masked_lm_loss"]
+    theirs = steps.read_scalars(path_of(run_dir, manifests["tfm_check"]["files"]
+                                        ["summaries"]))["masked_lm_loss"]
+    for value, points in ((check["albert_tf"], ours), (check["tf_models_official"], theirs)):
+        assert [step for step, _ in points][-1] == settings.num_train_steps
+        assert value == pytest.approx(tfm_check.final_loss(points, total_steps=settings
+                                                           .num_train_steps), rel=1e-5)
+        assert 0 < value < np.log(settings.vocab_size) + 1
+
+
+def test_fill_the_mask_shows_top_predictions_before_and_after(quick_run):
+    _, run_dir, _, _ = quick_run
+    rows = json.loads((run_dir / "metrics.json").read_text())["fill_mask"]
+    assert rows
+    for row in rows:
+        assert "[MASK]" in row["text"] and row["answer"] not in ("", "[MASK]")
+        for name in ("init", "pretrained"):
+            probabilities = [p for _, p in row[name]]
+            assert len(probabilities) == 5 and probabilities == sorted(probabilities,
+                                                                       reverse=True)
+
+
+def test_report_has_every_section_and_the_curve_table(quick_run):
+    settings, run_dir, _, _ = quick_run
+    text = (run_dir / "report.md").read_text()
+    for section in report_lib.SECTIONS:
+        assert f"\n## {section}\n" in text, section
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for point in metrics["label_efficiency_table"]:
+        if point["init"] == "pretrained":
+            assert re.search(rf"\| {point['labels']} \| {len(settings.curve_seeds)} \+ "
+                             rf"{len(settings.curve_seeds)} \| "
+                             + re.escape(f"{100 * point['test_mean']:.1f}%"), text)
+
+
+def test_curve_runs_reset_to_the_same_start_as_a_new_model(quick_run):
+    """Resetting the shared model and optimizer gives the losses of a freshly built one
+    (so the runs of the curve are independent although nothing is traced again)."""
+    settings, run_dir, manifests, _ = quick_run
+    config = AlbertConfig.from_json_file(run_dir / "albert_config.json")
+    checkpoints = {init: path_of(run_dir, manifests["pretrain"]["files"][key])
+                   for init, key in (("pretrained", "final_checkpoint"),
+                                     ("random", "init_checkpoint"))}
+    rng = np.random.default_rng(0)
+    features = {"input_ids": rng.integers(5, settings.vocab_size, (8, 16)).astype(np.int32),
+                "input_mask": np.ones((8, 16), np.int32),
+                "segment_ids": np.zeros((8, 16), np.int32)}
+    labels = rng.integers(0, 2, 8).astype(np.int32)
+    batches = label_efficiency.batch_order(range(8), 4, 3, seed=1)
+
+    def losses(runner, init, seed):
+        runner.reset(init, seed)
+        return runner.train(features, labels, batches)
+
+    shared = label_efficiency.CurveRunner(config, checkpoints, 1e-3, 3, 1)
+    first = losses(shared, "pretrained", 1)
+    losses(shared, "random", 2)                       # another run in between
+    again = losses(shared, "pretrained", 1)
+    fresh = losses(label_efficiency.CurveRunner(config, checkpoints, 1e-3, 3, 1),
+                   "pretrained", 1)
+    assert again == pytest.approx(first, abs=1e-6)
+    assert fresh == pytest.approx(first, abs=1e-6)
+    assert losses(shared, "random", 1) != pytest.approx(first, abs=1e-6)
 
 
 # === The report's figures come from the run ==============================================
@@ -177,20 +286,17 @@ def test_finetuning_test_accuracy_is_recomputed_from_predictions(quick_run):
     _, run_dir, _, _ = quick_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     rows = (run_dir / "task" / "test.tsv").read_text().splitlines()[1:]
-    labels = np.array([main_job.TASK_LABELS.index(row.split("\t")[1]) for row in rows])
-    for run in ("pretrained", "random"):
-        probabilities = np.loadtxt(run_dir / "finetune" / run / "test_results.tsv", ndmin=2)
-        accuracy = float(np.mean(probabilities.argmax(-1) == labels))
-        assert metrics["finetuning"][run]["test_accuracy"] == pytest.approx(accuracy)
-    gain = (metrics["finetuning"]["pretrained"]["test_accuracy"]
-            - metrics["finetuning"]["random"]["test_accuracy"])
-    assert metrics["finetuning"]["test_accuracy_gain"] == pytest.approx(gain)
+    labels = np.array([task_data.TASK_LABELS.index(row.split("\t")[1]) for row in rows])
+    probabilities = np.loadtxt(run_dir / "finetune" / "pretrained" / "test_results.tsv",
+                               ndmin=2)
+    accuracy = float(np.mean(probabilities.argmax(-1) == labels))
+    assert metrics["finetuning"]["pretrained"]["test_accuracy"] == pytest.approx(accuracy)
 
 
 def test_report_shows_every_step_command(quick_run):
     _, run_dir, manifests, _ = quick_run
     report = (run_dir / "report.md").read_text()
-    for step in main_job.STEPS[:-1]:
+    for step in demo.STEPS[:-1]:
         for line in manifests[step]["commands"]:
             assert line in report
 
@@ -209,15 +315,15 @@ def test_pretraining_command_gives_the_same_settings(quick_run, monkeypatch):
     from albert_tf import cli
 
     settings, run_dir, manifests, _ = quick_run
-    job = main_job.Job(settings, run_dir)
+    job = demo.Job(settings, run_dir)
     line = manifests["pretrain"]["commands"][-1]
     argv = shlex.split(line)
     assert argv[:2] == ["python", "run_pretraining.py"]
     cli.define_pretraining_flags()
-    monkeypatch.chdir(main_job.ROOT)   # the commands' relative paths start at the root
+    monkeypatch.chdir(demo.ROOT)   # the commands' relative paths start at the root
     values = _parse(argv[2:])
     parsed = cli.pretraining_settings_from_flags(values)
-    want = main_job.pretraining_settings(job)
+    want = steps.pretraining_settings(job)
     for field in ("input_file", "output_dir", "init_checkpoint"):
         setattr(parsed, field, str(pathlib.Path(getattr(parsed, field)).resolve()))
         setattr(want, field, str(pathlib.Path(getattr(want, field)).resolve()))
@@ -226,20 +332,20 @@ def test_pretraining_command_gives_the_same_settings(quick_run, monkeypatch):
 
 
 def test_classifier_commands_give_the_same_settings(quick_run, monkeypatch):
-    monkeypatch.syspath_prepend(str(main_job.ROOT))
+    monkeypatch.syspath_prepend(str(demo.ROOT))
     import run_classifier
 
     settings, run_dir, manifests, _ = quick_run
-    job = main_job.Job(settings, run_dir)
+    job = demo.Job(settings, run_dir)
     run_classifier.define_flags()
-    monkeypatch.chdir(main_job.ROOT)
-    for line, (run, key) in zip(manifests["finetune"]["commands"], main_job.FINETUNE_RUNS):
+    monkeypatch.chdir(demo.ROOT)
+    for line, (run, key) in zip(manifests["finetune"]["commands"], finetune.FINETUNE_RUNS):
         argv = shlex.split(line)
         assert argv[:2] == ["python", "run_classifier.py"]
         values = _parse(argv[2:])
         parsed, parsed_classifier, _ = run_classifier.settings_from_flags(values)
         init = path_of(run_dir, manifests["pretrain"]["files"][key])
-        want, want_classifier = main_job.classifier_settings(job, run, init)
+        want, want_classifier = finetune.classifier_settings(job, run, init)
         for obj in (parsed, want):
             obj.output_dir = str(pathlib.Path(obj.output_dir).resolve())
             obj.init_checkpoint = str(pathlib.Path(obj.init_checkpoint).resolve())
@@ -258,12 +364,12 @@ def test_classifier_commands_give_the_same_settings(quick_run, monkeypatch):
 def test_rerun_reuses_finished_steps(quick_run):
     settings, run_dir, manifests, _ = quick_run
     stamps = {step: (run_dir / step / "manifest.json").stat().st_mtime_ns
-              for step in main_job.STEPS}
+              for step in demo.STEPS}
     lines = []
-    again = main_job.run_job(settings, run_dir, log=lines.append)
+    again = demo.run_job(settings, run_dir, log=lines.append)
     assert all("reusing" in line for line in lines if line.startswith("["))
     assert {step: (run_dir / step / "manifest.json").stat().st_mtime_ns
-            for step in main_job.STEPS} == stamps
+            for step in demo.STEPS} == stamps
     assert again == manifests
 
 
@@ -271,7 +377,7 @@ def test_a_step_alone_redone_rewrites_only_its_files(quick_run):
     settings, run_dir, _, _ = quick_run
     before = (run_dir / "eval" / "manifest.json").stat().st_mtime_ns
     report_before = (run_dir / "report" / "manifest.json").stat().st_mtime_ns
-    main_job.run_job(settings, run_dir, steps=["report"], redo=["report"], log=lambda _: None)
+    demo.run_job(settings, run_dir, steps=["report"], redo=["report"], log=lambda _: None)
     assert (run_dir / "eval" / "manifest.json").stat().st_mtime_ns == before
     assert (run_dir / "report" / "manifest.json").stat().st_mtime_ns > report_before
 
@@ -280,35 +386,34 @@ def test_a_redone_training_step_starts_clean_and_reproduces_its_figures(quick_ru
     """Redoing finetune trains again from its first step (it does not resume a finished run)
     and, with the same seed, gives the same figures; the report after it is redone too."""
     settings, run_dir, manifests, _ = quick_run
-    redone = main_job.run_job(settings, run_dir, steps=["finetune", "report"],
+    redone = demo.run_job(settings, run_dir, steps=["finetune", "report"],
                               redo=["finetune"], log=lambda _: None)
-    for run in ("pretrained", "random"):
-        steps = [step for step, _ in redone["finetune"]["curves"][run]]
-        assert steps and steps[-1] == settings.finetune_steps
-        assert (redone["finetune"]["figures"][run]["test_accuracy"]
-                == manifests["finetune"]["figures"][run]["test_accuracy"])
+    logged = [step for step, _ in redone["finetune"]["curves"]["pretrained"]]
+    assert logged and logged[-1] == settings.finetune_steps
+    assert (redone["finetune"]["figures"]["pretrained"]["test_accuracy"]
+            == manifests["finetune"]["figures"]["pretrained"]["test_accuracy"])
     assert redone["report"]["seconds"] >= 0
 
 
 def test_a_step_without_its_inputs_says_which_to_run(tmp_path):
     with pytest.raises(RuntimeError, match="'spm' has not run"):
-        main_job.run_job(main_job.JobSettings.quick(), tmp_path / "empty", steps=["data"],
+        demo.run_job(demo.JobSettings.quick(), tmp_path / "empty", steps=["data"],
                          log=lambda _: None)
 
 
 def test_run_folder_is_found_again_for_the_same_settings(quick_run, tmp_path):
     settings, run_dir, _, _ = quick_run
-    assert main_job.find_run_dir(run_dir.parent, settings) == run_dir
-    assert main_job.find_run_dir(run_dir.parent, main_job.JobSettings.full()) is None
+    assert demo.find_run_dir(run_dir.parent, settings) == run_dir
+    assert demo.find_run_dir(run_dir.parent, demo.JobSettings.full()) is None
 
 
 def test_a_run_folder_on_an_object_store_is_refused_by_name(ram_dir):
     # The steps reach the run folder with local file operations: a ram:// or gs:// folder
     # must be an error, not a local folder named "ram:" (which the ram_dir fixture detects).
     with pytest.raises(ValueError, match="--run_dir=ram://.*local disk"):
-        main_job.run_job(main_job.JobSettings.quick(), f"{ram_dir}/run", log=lambda _: None)
+        demo.run_job(demo.JobSettings.quick(), f"{ram_dir}/run", log=lambda _: None)
     with pytest.raises(ValueError, match="--runs_root=ram://"):
-        main_job.new_run_dir(f"{ram_dir}/runs")
+        demo.new_run_dir(f"{ram_dir}/runs")
 
 
 def test_report_files_are_written_through_gfile(ram_dir):
@@ -317,13 +422,15 @@ def test_report_files_are_written_through_gfile(ram_dir):
     import gzip
 
     png = f"{ram_dir}/report/loss_curves.png"
-    main_job.plot_curves(png, {"loss": [(1, 3.0), (2, 2.5)]},
-                         {"pretrained": [(1, 0.7), (2, 0.6)]})
+    report_lib.plot_curves(png, {"masked_lm_loss": [(1, 3.0), (2, 2.5)]},
+                       [{"init": "pretrained", "labels": 32, "test_mean": 0.6, "test_std": 0.1}],
+                       finetune_curves={"pretrained": [(1, 0.7), (2, 0.6)]},
+                       tfm_curves={"masked_lm_loss": [(1, 3.1), (2, 2.6)]})
     with tf.io.gfile.GFile(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     corpus = f"{ram_dir}/corpus/train.txt.gz"
     documents = [["First sentence.", "Second one."], ["Another document.", "Its end."]]
-    main_job._write_documents(corpus, documents)
+    demo.job.write_documents(corpus, documents)
     with tf.io.gfile.GFile(corpus, "rb") as f:
         text = gzip.decompress(f.read()).decode("utf-8")
     assert [block.splitlines() for block in text.split("\n\n") if block.strip()] == documents
@@ -335,23 +442,23 @@ def test_report_files_are_written_through_gfile(ram_dir):
 
 
 def test_task_files_are_rebuilt_identically_from_the_corpus(tmp_path):
-    main_job.build_task_data(tmp_path)
+    task_data.build_task_data(tmp_path)
     for name in ("train.tsv", "dev.tsv", "test.tsv"):
-        assert (tmp_path / name).read_bytes() == (main_job.DATA / "tasks" / main_job.TASK_NAME
+        assert (tmp_path / name).read_bytes() == (demo.DATA / "tasks" / task_data.TASK_NAME
                                                   / name).read_bytes(), name
 
 
 def test_task_labels_follow_their_definition():
     """Each dev/test sentence is in a held-out document of its label's source, never in the
     training documents; labels are balanced. Sources from data/corpus/MANIFEST.json."""
-    corpus = main_job.DATA / "corpus"
-    heldout = main_job.documents_by_source(corpus / "docstrings_heldout.txt.gz")
-    train = main_job.documents_by_source(corpus / "docstrings_train.txt.gz")
+    corpus = demo.DATA / "corpus"
+    heldout = task_data.documents_by_source(corpus / "docstrings_heldout.txt.gz")
+    train = task_data.documents_by_source(corpus / "docstrings_train.txt.gz")
     seen = {s for docs in train.values() for doc in docs for s in doc}
-    folder = main_job.DATA / "tasks" / main_job.TASK_NAME
+    folder = demo.DATA / "tasks" / task_data.TASK_NAME
     for name, half in (("dev.tsv", 0), ("test.tsv", 1)):
         rows = (folder / name).read_text(encoding="utf-8").splitlines()
-        assert rows[0].split("\t") == list(main_job.TASK_COLUMNS)
+        assert rows[0].split("\t") == list(task_data.TASK_COLUMNS)
         sentences = {label: {s for doc in docs[half::2] for s in doc}
                      for label, docs in heldout.items()}
         labels = []
@@ -362,9 +469,57 @@ def test_task_labels_follow_their_definition():
         assert labels.count("stdlib") == labels.count("sklearn")
 
 
+def test_word_order_files_are_rebuilt_identically_from_the_corpus(tmp_path):
+    task_data.build_word_order(tmp_path)
+    for name in ("train.tsv", "dev.tsv", "test.tsv"):
+        assert (tmp_path / name).read_bytes() == (demo.DATA / "tasks" / task_data.WORD_ORDER_NAME
+                                                  / name).read_bytes(), name
+
+
+def test_word_order_rows_follow_their_definition():
+    """An `original` row is a held-out sentence as written; a `swapped` row is one with two
+    adjacent lower-case words exchanged (the same words, in another order); no row is a
+    training-document sentence; labels are balanced."""
+    corpus = demo.DATA / "corpus"
+    heldout = demo.job.read_documents(corpus / "docstrings_heldout.txt.gz")
+    seen = {s for doc in demo.job.read_documents(corpus / "docstrings_train.txt.gz")
+            for s in doc}
+    folder = demo.DATA / "tasks" / task_data.WORD_ORDER_NAME
+    for name, half in (("dev.tsv", 0), ("test.tsv", 1)):
+        sentences = {s for doc in heldout[half::2] for s in doc}
+        rows = (folder / name).read_text(encoding="utf-8").splitlines()
+        assert rows[0].split("\t") == list(task_data.TASK_COLUMNS)
+        labels = []
+        for row in rows[1:]:
+            text, label = row.split("\t")
+            labels.append(label)
+            if label == "original":
+                assert text in sentences and text not in seen, row
+                continue
+            words = text.split()
+            sources = []
+            for i in range(1, len(words) - 1):
+                words[i], words[i + 1] = words[i + 1], words[i]
+                if " ".join(words) in sentences:
+                    sources.append(" ".join(words))
+                words[i], words[i + 1] = words[i + 1], words[i]
+            assert sources and text not in sentences and sources[0] not in seen, row
+        assert labels.count("original") == labels.count("swapped")
+
+
+def test_word_counts_alone_are_at_chance_on_word_order():
+    """The bag-of-words baseline on all training rows scores near 50% on word_order (a swap
+    keeps the words) and far above it on docstring_source (a topic task)."""
+    rows = {task: label_efficiency.bag_of_words_rows(
+        task, demo.DATA / "tasks" / task, labels, [0], [1])[0]
+        for task, (_, labels) in task_data.TASKS.items()}
+    assert abs(rows[task_data.WORD_ORDER_NAME]["test_accuracy"] - 0.5) < 0.06
+    assert rows[task_data.TASK_NAME]["test_accuracy"] > 0.75
+
+
 def test_corpus_documents_have_two_sentences_or_more():
     for name in ("docstrings_train.txt.gz", "docstrings_heldout.txt.gz"):
-        docs = main_job.read_documents(main_job.DATA / "corpus" / name)
+        docs = demo.job.read_documents(demo.DATA / "corpus" / name)
         assert docs and min(len(d) for d in docs) >= 2
 
 
@@ -372,11 +527,14 @@ def test_corpus_documents_have_two_sentences_or_more():
 
 
 @pytest.mark.slow
-def test_full_run_improves_masked_lm_accuracy(tmp_path):
-    settings = main_job.JobSettings.full()
-    manifests = main_job.run_job(settings, tmp_path / "full")
+def test_full_run_improves_masked_lm_accuracy_and_measures_the_curve(tmp_path):
+    settings = demo.JobSettings.full()
+    manifests = demo.run_job(settings, tmp_path / "full")
     figures = manifests["eval"]["figures"]
     assert figures["final"]["masked_lm_accuracy"] > figures["init"]["masked_lm_accuracy"] + 0.05
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert len(metrics["label_efficiency"]) == settings.curve_runs >= 4 * 3 * 2
+    assert set(metrics["mlm_loss_check"]) == {"albert_tf", "tf_models_official"}
     assert (tmp_path / "full" / "report.md").exists()
 
 
@@ -390,6 +548,6 @@ def test_report_commands_run_as_typed(quick_run, tmp_path):
             line = line.replace("--export_dir=", "--overwrite --export_dir=")
             argv = shlex.split(line)
             argv[0] = sys.executable
-            result = subprocess.run(argv, cwd=main_job.ROOT, env=env, capture_output=True,
+            result = subprocess.run(argv, cwd=demo.ROOT, env=env, capture_output=True,
                                     text=True, timeout=600)
             assert result.returncode == 0, (line, result.stderr[-2000:])

@@ -1,0 +1,133 @@
+"""The demo job's runner: run folders, steps in order, manifests, progress with an ETA.
+
+`run_job` calls each step's function (`STEP_FUNCTIONS`, one module per concern) and writes
+its manifest last, so a manifest marks a finished step and a re-run skips it.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import time
+
+from albert_tf.demo import export_step
+from albert_tf.demo import finetune as finetune_step
+from albert_tf.demo import label_efficiency
+from albert_tf.demo import report
+from albert_tf.demo import steps
+from albert_tf.demo import tfm_check
+from albert_tf.demo.job import (REQUIRES, STEP_TITLES, STEPS, Job, local_folder, shown,
+                                write_text)
+
+STEP_FUNCTIONS = {"spm": steps.step_spm, "data": steps.step_data,
+                  "pretrain": steps.step_pretrain, "tfm_check": tfm_check.step_tfm_check,
+                  "eval": steps.step_eval, "export": export_step.step_export,
+                  "finetune": finetune_step.step_finetune,
+                  "curve": label_efficiency.step_curve, "report": report.step_report}
+
+# Seconds each step of the full preset took on two otherwise idle CPU cores (README); the
+# ETA scales them by how fast the finished steps ran on this machine.
+EXPECTED_SECONDS = {"spm": 5, "data": 15, "pretrain": 350, "tfm_check": 450, "eval": 15,
+                    "export": 20, "finetune": 100, "curve": 300, "report": 5}
+
+
+def _expected(settings, step):
+    seconds = EXPECTED_SECONDS[step]
+    if step == "tfm_check" and not settings.tfm_check:
+        return 0
+    return seconds / 20 if settings.max_documents else seconds
+
+
+def _clock(seconds):
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def find_run_dir(runs_root, settings):
+    """The newest run folder under `runs_root` started with the same settings, or None."""
+    runs_root = pathlib.Path(local_folder(os.fspath(runs_root), "--runs_root"))
+    if not runs_root.exists():
+        return None
+    for folder in sorted((p for p in runs_root.iterdir() if p.is_dir()), reverse=True):
+        job_file = folder / "job.json"
+        if job_file.exists():
+            try:
+                data = json.loads(job_file.read_text())
+            except json.JSONDecodeError:
+                continue
+            if data.get("fingerprint") == settings.fingerprint():
+                return folder
+    return None
+
+
+def new_run_dir(runs_root):
+    """A new folder `<runs_root>/<timestamp>` (not created)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = pathlib.Path(local_folder(os.fspath(runs_root), "--runs_root")) / stamp
+    suffix = 1
+    while folder.exists():
+        folder = pathlib.Path(runs_root) / f"{stamp}-{suffix}"
+        suffix += 1
+    return folder
+
+
+def run_job(settings, run_dir, steps=STEPS, redo=(), log=None):
+    """Runs the named steps in order, skipping those already finished (unless in `redo`).
+
+    A step that runs makes every later step of the call run again too (its inputs changed).
+    A step run again starts from an empty folder; one interrupted before its manifest was
+    written resumes from what its folder holds (a pretraining run from its last checkpoint).
+    Returns {step: manifest}.
+    """
+    job = Job(settings, run_dir, log)
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(job.run_dir / "job.json", json.dumps(
+        {"fingerprint": settings.fingerprint(), "settings": dataclasses.asdict(settings)},
+        indent=2, sort_keys=True) + "\n")
+    unknown = [s for s in list(steps) + list(redo) if s not in STEPS]
+    if unknown:
+        raise ValueError(f"Unknown steps {unknown}; the steps are {', '.join(STEPS)}.")
+    ordered = [s for s in STEPS if s in steps]
+    results, rerun = {}, False
+    started = time.time()
+    # The ETA of the whole job: the expected seconds of the steps still to run, scaled by
+    # how the steps that ran in this call compare with their expected seconds.
+    to_run = {step: _expected(settings, step) for step in ordered}
+    spent, expected_spent = 0.0, 0.0
+
+    def eta():
+        left = sum(to_run.values())
+        factor = spent / expected_spent if expected_spent > 0 else 1.0
+        return _clock(left * factor)
+
+    for index, step in enumerate(ordered, 1):
+        header = f"[{index}/{len(ordered)} {step}]"
+        done = job.manifest(step)
+        if done is not None and not rerun and step not in redo:
+            job.log(f"{header} done before ({done.get('seconds', 0):.0f} s); reusing "
+                    f"{shown(job.manifest_path(step))}")
+            results[step] = done
+            to_run.pop(step)
+            continue
+        for needed in REQUIRES.get(step, []):
+            if needed not in ordered:
+                job.require(needed)
+        if rerun or job.manifest_path(step).exists():
+            # Its outputs were made from other inputs or settings, or are being redone:
+            # start clean (a training run would otherwise resume, already finished). An
+            # interrupted step (no manifest, same inputs) keeps its folder and resumes.
+            shutil.rmtree(job.run_dir / step, ignore_errors=True)
+        job.log(f"{header} {STEP_TITLES[step]} ... (job ETA {eta()})")
+        begin = time.time()
+        manifest = STEP_FUNCTIONS[step](job)
+        manifest["seconds"] = time.time() - begin
+        results[step] = job.write_manifest(step, manifest)
+        spent += manifest["seconds"]
+        expected_spent += to_run.pop(step)
+        job.log(f"{header} finished in {manifest['seconds']:.0f} s"
+                f"{': ' + manifest['summary'] if manifest.get('summary') else ''}"
+                f"{f' (job ETA {eta()})' if to_run else ''}")
+        rerun = True
+    job.log(f"All steps done in {time.time() - started:.0f} s; run folder {shown(job.run_dir)}")
+    return results
