@@ -182,3 +182,28 @@ def test_predict_scores_every_example_once_in_order_with_one_shape_per_bucket(tm
     np.testing.assert_allclose(outputs["logits"], expected, rtol=1e-5, atol=1e-5)
     step = next(iter(tuner._predict_steps.values()))
     assert step.experimental_get_tracing_count() == 3   # buckets 16, 64 and 128
+
+
+# --- Serving -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow   # a SavedModel export and load: about a minute on a loaded CPU
+def test_text_signature_cuts_short_requests_and_keeps_the_outputs(tmp_path, fixtures_dir):
+    from albert_tf import export
+    from albert_tf.modeling import AlbertModel
+    config = AlbertConfig(vocab_size=1000, embedding_size=8, hidden_size=16,
+                          num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                          max_position_embeddings=128)
+    spm = str(fixtures_dir / "original_tokenizer" / "spm1k.model")
+    folder = export.export_saved_model(AlbertModel(config), str(tmp_path / "export"), spm,
+                                       max_seq_length=128)
+    loaded = tf.saved_model.load(folder)
+    got = loaded.signatures["text"](text_a=tf.constant(["a short text", "another one"]))
+    # The same packed rows, at their full length of 128, through the uncut signature.
+    full = loaded.signatures["tokens"](**{k: got[k] for k in ("input_ids", "input_mask",
+                                                              "segment_ids")})
+    assert got["sequence_output"].shape == (2, 128, 16)
+    np.testing.assert_allclose(got["pooled_output"], full["pooled_output"], atol=1e-5)
+    np.testing.assert_allclose(got["sequence_output"][:, :64], full["sequence_output"][:, :64],
+                               atol=1e-5)
+    np.testing.assert_array_equal(got["sequence_output"][:, 64:], 0.0)   # cut to 64
