@@ -75,7 +75,7 @@ class JobSettings:
     save_checkpoints_steps: int = 200
     log_steps: int = 20
     eval_batch_size: int = 64
-    # Fine-tuning (run_classifier's flags), the same for both runs.
+    # Fine-tuning with run_classifier (its flags), from the pretrained weights.
     finetune_batch_size: int = 32
     finetune_learning_rate: float = 1e-4
     finetune_steps: int = 300
