@@ -46,6 +46,10 @@ flags.DEFINE_bool("fresh", False, "Start a new run folder even if one can be con
 flags.DEFINE_enum("preset", "full", ["full", "quick"],
                   "full: the README's run; quick: a tiny model on a slice of the data (a "
                   "minute or two, to try the steps).")
+flags.DEFINE_bool("tfm_check", True,
+                  "Pretrain tf-models-official's ALBERT with the same recipe and plot both "
+                  "masked-LM curves (the tfm_check step; --notfm_check skips it, saving about "
+                  "as long as pretraining itself).")
 flags.DEFINE_integer("num_workers", 0,
                      "Processes for create_pretraining_data (0: all cores).")
 flags.DEFINE_bool("verbose", False, "Show the tools' own log lines too.")
@@ -88,6 +92,7 @@ def main(argv):
     settings = (demo.JobSettings.quick() if FLAGS.preset == "quick"
                 else demo.JobSettings.full())
     settings.num_workers = FLAGS.num_workers
+    settings.tfm_check = FLAGS.tfm_check
     run_dir = FLAGS.run_dir
     if run_dir is None and not FLAGS.fresh:
         run_dir = demo.find_run_dir(FLAGS.runs_root, settings)

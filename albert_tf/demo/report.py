@@ -324,7 +324,7 @@ def _tfm_lines(metrics, s):
     lines = ["## Pretraining against tf-models-official", ""]
     check = metrics["mlm_loss_check"]
     if not check:
-        return lines + ["Not run (tfm_check is off).", ""]
+        return lines + ["Not run (--notfm_check).", ""]
     tfm, ev = metrics["tfm_check"], metrics["heldout_eval"]["final"]
     return lines + [
         "tf-models-official's ALBERT (`networks.AlbertEncoder`, `models.BertPretrainerV2`, "

@@ -181,7 +181,7 @@ def step_tfm_check(job):
     s = job.settings
     data = job.require("data")
     if not s.tfm_check:
-        return {"skipped": True, "summary": "skipped (tfm_check is off)"}
+        return {"skipped": True, "commands": [], "summary": "skipped (--notfm_check)"}
     settings = pretraining_settings(job)
     log_dir = job.dir("tfm_check") / "summaries" / "train"
     heldout = resolve_input_files(str(repo_path(data["files"]["heldout"])))
