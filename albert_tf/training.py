@@ -26,6 +26,7 @@ single-device gradient.
 `albert_tf.pretraining.run_pretraining` builds the original run_pretraining.py on these.
 """
 
+import contextlib
 import os
 import re
 
@@ -129,6 +130,18 @@ def set_mixed_precision(mixed_precision):
         raise SettingsError(f"Unknown mixed precision {mixed_precision!r}; expected one of "
                             f"{sorted(PRECISION_POLICIES)}.")
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[mixed_precision])
+
+
+@contextlib.contextmanager
+def mixed_precision_policy(mixed_precision):
+    """`set_mixed_precision(mixed_precision)` while inside; the previous Keras global policy
+    is restored on leaving (tests and benchmarks that compare precisions in one process)."""
+    previous = keras.mixed_precision.global_policy()
+    set_mixed_precision(mixed_precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def worker_info(strategy):

@@ -17,6 +17,30 @@ from albert_tf.optimization import ORIGINAL_EXCLUDE_FROM_WEIGHT_DECAY
 OURS, THEIRS = "albert_tf", "tf-models-official"
 
 
+def define_step_flags(steps, what="", predictions=False, peak_tflops=False):
+    """Defines the flags of a benchmark that times train steps of a model: --config,
+    --batch_size, --seq_length, --steps (default `steps`), --jit, and with `predictions`
+    --max_predictions_per_seq (pretraining), with `peak_tflops` --peak_tflops (for MFU).
+    `what` starts the help texts (e.g. "Fine-tuning ")."""
+    from absl import flags
+
+    def sentence(text):
+        return text[0].upper() + text[1:]
+
+    flags.DEFINE_string("config", "cpu_small", sentence(
+        f"{what}model: a preset (base, large, xlarge, xxlarge), a JSON file, or cpu_small "
+        "(H 256, 4 layers, V 30000: a size a CPU measures in minutes)."))
+    flags.DEFINE_integer("batch_size", 8, sentence(f"{what}examples per step."))
+    flags.DEFINE_integer("seq_length", 128, sentence(f"{what}tokens per example."))
+    flags.DEFINE_integer("steps", steps, "Timed steps per measurement (after a warm-up call).")
+    flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
+    if predictions:
+        flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per example.")
+    if peak_tflops:
+        flags.DEFINE_float("peak_tflops", None, "Peak TFLOP/s of the device for MFU (default: "
+                           "albert_tf's table or the CPU estimate).")
+
+
 def load_config(spec):
     """A preset name (base, large, xlarge, xxlarge; v2), a JSON file, or `cpu_small`
     (H 256, 4 layers, V 30000: a size a CPU measures in minutes)."""
@@ -136,6 +160,25 @@ TFM_POLICIES = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_floa
 
 def default_device():
     return "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
+
+
+def pretraining_run(config, batch, jit):
+    """run(n): n steps of albert_tf's pretraining `Trainer` (`AlbertPretrainer`, the original
+    LAMB) on one device, over `batch` repeated."""
+    from albert_tf import training
+    from albert_tf.heads import AlbertPretrainer
+    from albert_tf.optimization import create_optimizer
+    from albert_tf.pretraining import pretraining_batch_stats, pretraining_loss
+    strategy = tf.distribute.OneDeviceStrategy(default_device())
+    with strategy.scope():
+        model = AlbertPretrainer(config)
+        optimizer = create_optimizer(1e-4, 100000, 0, optimizer="lamb",
+                                     aggregate_gradients=False)
+        optimizer.build(model.trainable_variables)
+    trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
+                               pretraining_batch_stats, jit_compile=jit)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    return lambda n: trainer.train(iterator, n)
 
 
 def tfm_pretraining_run(config, batch, jit, precision="none"):

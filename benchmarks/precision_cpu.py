@@ -22,13 +22,11 @@ same precision; `--with_tfm` times it too) are shared with benchmarks/gpu_check.
     .venv/bin/python benchmarks/precision_cpu.py --config=cpu_small --batch_size=8 \
         --seq_length=128 --max_predictions_per_seq=20 --steps=5 --rounds=3
 """
-import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import bench_common  # noqa: E402
@@ -41,31 +39,20 @@ PRECISIONS = ("none", "bf16", "fp16")
 LABELS = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}
 
 
-@contextlib.contextmanager
-def keras_policy(precision):
-    """The Keras global policy of `--mixed_precision=precision` while inside."""
-    previous = keras.mixed_precision.global_policy()
-    training.set_mixed_precision(precision)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 def ours_run(config, batch, precision, jit):
     """run(n): n pretraining steps of albert_tf as run_pretraining.py builds them."""
     settings = PretrainingSettings(input_file="unused", output_dir="unused",
                                    learning_rate=1e-4, num_train_steps=100000,
                                    num_warmup_steps=0, mixed_precision=precision)
     strategy = tf.distribute.OneDeviceStrategy(bench_common.default_device())
-    with keras_policy(precision):
+    with training.mixed_precision_policy(precision):
         model, optimizer = build_pretraining_model(config, settings, strategy)
     trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
                                pretraining_batch_stats, jit_compile=jit)
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
 
     def run(n):
-        with keras_policy(precision):
+        with training.mixed_precision_policy(precision):
             return trainer.train(iterator, n)["loss"]
 
     return run
@@ -82,19 +69,11 @@ def mfu_text(examples_per_second, flops_per_example, peak):
 
 
 def define_flags():
-    flags.DEFINE_string("config", "cpu_small",
-                        "A preset (base, large, xlarge, xxlarge), a JSON file, or cpu_small "
-                        "(H 256, 4 layers, V 30000: a size a CPU measures in minutes).")
-    flags.DEFINE_integer("batch_size", 8, "Examples per step.")
-    flags.DEFINE_integer("seq_length", 128, "Tokens per example.")
-    flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per example.")
-    flags.DEFINE_integer("steps", 5, "Timed steps per measurement (after a warm-up call).")
+    bench_common.define_step_flags(steps=5, predictions=True, peak_tflops=True)
+    flags.adopt_module_key_flags(bench_common)   # listed by --help
     flags.DEFINE_integer("rounds", 3, "Alternating measurements per precision.")
     flags.DEFINE_list("precisions", list(PRECISIONS), "--mixed_precision values to time.")
-    flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
     flags.DEFINE_bool("with_tfm", False, "Also time tf-models-official's pretrainer.")
-    flags.DEFINE_float("peak_tflops", None, "Peak TFLOP/s of the device for MFU (default: "
-                       "albert_tf's table or the CPU estimate).")
 
 
 def main(_):

@@ -27,38 +27,12 @@ import tensorflow as tf  # noqa: E402
 
 import bench_common  # noqa: E402
 from albert_tf import training  # noqa: E402
-from albert_tf.heads import AlbertPretrainer  # noqa: E402
-from albert_tf.optimization import create_optimizer  # noqa
-from albert_tf.pretraining import (pretraining_batch_stats, pretraining_flops_per_example,  # noqa
-                                   pretraining_loss)
+from albert_tf.pretraining import pretraining_flops_per_example  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("config", "cpu_small",
-                    "A preset (base, large, xlarge, xxlarge), a JSON file, or cpu_small "
-                    "(H 256, 4 layers, V 30000: a size a CPU measures in minutes).")
-flags.DEFINE_integer("batch_size", 8, "Examples per step.")
-flags.DEFINE_integer("seq_length", 128, "Tokens per example.")
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per example.")
-flags.DEFINE_integer("steps", 10, "Timed steps per measurement (after a warm-up call).")
-flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
-flags.DEFINE_float("peak_tflops", None, "Peak TFLOP/s of the device for MFU (default: "
-                   "albert_tf's table or CPU estimate).")
+bench_common.define_step_flags(steps=10, predictions=True, peak_tflops=True)
+flags.adopt_module_key_flags(bench_common)   # listed by --help
 
-
-
-def ours(config, batch, jit):
-    """(run(n) -> None) for albert_tf's Trainer on one device."""
-    strategy = tf.distribute.OneDeviceStrategy(
-        "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0")
-    with strategy.scope():
-        model = AlbertPretrainer(config)
-        optimizer = create_optimizer(1e-4, 100000, 0, optimizer="lamb",
-                                     aggregate_gradients=False)
-        optimizer.build(model.trainable_variables)
-    trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
-                               pretraining_batch_stats, jit_compile=jit)
-    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-    return lambda n: trainer.train(iterator, n)
 
 
 def main(_):
@@ -75,7 +49,7 @@ def main(_):
     print(f"{flops / 1e9:.2f} GFLOPs per example (train); peak "
           + (f"{peak / 1e12:.3f} TFLOP/s ({peak_source})" if peak else peak_source))
     for jit in [j.strip().lower() == "true" for j in FLAGS.jit]:
-        runs = {bench_common.OURS: ours(config, batch, jit),
+        runs = {bench_common.OURS: bench_common.pretraining_run(config, batch, jit),
                 bench_common.THEIRS: bench_common.tfm_pretraining_run(config, batch, jit)}
         medians, ratios = bench_common.compare(runs, B, FLAGS.steps)
         mfu = (f"{100 * medians[bench_common.OURS] * flops / peak:.1f}%" if peak else "n/a")

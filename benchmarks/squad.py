@@ -48,13 +48,8 @@ flags.DEFINE_list("parts", ["features", "train"], "What to time: features, train
 flags.DEFINE_integer("contexts", 40, "Contexts to convert (5 questions each).")
 flags.DEFINE_integer("questions_per_context", 5, "Questions per context (SQuAD: ~4.6).")
 flags.DEFINE_integer("max_seq_length", 384, "Feature conversion: tokens per window.")
-flags.DEFINE_string("config", "cpu_small",
-                    "Fine-tuning model: cpu_small (H 256, 4 layers, V 30000), a preset or "
-                    "a JSON file.")
-flags.DEFINE_integer("batch_size", 8, "Fine-tuning examples per step.")
-flags.DEFINE_integer("seq_length", 128, "Fine-tuning tokens per example.")
-flags.DEFINE_integer("steps", 10, "Timed fine-tuning steps per measurement.")
-flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
+bench_common.define_step_flags(steps=10, what="Fine-tuning ")
+flags.adopt_module_key_flags(bench_common)   # listed by --help
 flags.DEFINE_integer("rounds", 3, "Measurements per side, alternating; medians reported.")
 
 

@@ -1,4 +1,6 @@
-"""Shared test set-up: quiet TensorFlow, the fixtures written by the original code."""
+"""Shared test set-up: quiet TensorFlow, the fixtures written by the original code, and the
+helpers several test modules use (entry points in-process and their flag defaults, small
+SentencePiece models, task files in the official formats from a seeded generator)."""
 import os
 import pathlib
 
@@ -124,13 +126,16 @@ def pydoc_spm_model(folder):
                                             vocab_size=300))
 
 
-def sentencepiece_model(pieces):
-    """A SentencePiece `ModelProto` holding `pieces`, [(piece, type, score)] in id order:
-    unigram, the identity normaliser (the pieces are exactly what a test names), a dummy
-    prefix, extra whitespace removed, `<pad>` 0 and `<unk>` 1, no BOS/EOS."""
+def sentencepiece_model(pieces, control=("[CLS]", "[SEP]", "[MASK]")):
+    """A unigram SentencePiece `ModelProto`: `<pad>` 0, `<unk>` 1, the `control` pieces, then
+    `pieces`, (piece, score) pairs; the identity normaliser (only whitespace handling: a
+    dummy prefix, extra whitespace removed), so that a test's segmentation is readable."""
     from sentencepiece import sentencepiece_model_pb2 as model_pb2
     model = model_pb2.ModelProto()
-    for piece, kind, score in pieces:
+    kinds = model_pb2.ModelProto.SentencePiece
+    for piece, kind, score in ([("<pad>", kinds.CONTROL, 0.0), ("<unk>", kinds.UNKNOWN, 0.0)]
+                               + [(c, kinds.CONTROL, 0.0) for c in control]
+                               + [(piece, kinds.NORMAL, score) for piece, score in pieces]):
         entry = model.pieces.add()
         entry.piece, entry.type, entry.score = piece, kind, score
     model.trainer_spec.model_type = model_pb2.TrainerSpec.UNIGRAM
@@ -173,6 +178,20 @@ def race_article(rng, level, number):
     options.insert(answer, animal)
     return {"article": f"The {animal} is on the farm.", "questions": ["Who is on the farm?"],
             "options": [options], "answers": ["ABCD"[answer]], "id": f"{level}{number}.txt"}
+
+
+def write_race_data(data_dir, seed=0, counts=(("train", 4), ("dev", 3), ("test", 2))):
+    """RACE in the official layout under `data_dir` (`RACE/<split>/<level>/<n>.txt`, one
+    JSON article a file), `count` articles per level and split, from `race_article`."""
+    import json
+    import random
+    rng = random.Random(seed)
+    for split, count in counts:
+        for level in ("middle", "high"):
+            folder = pathlib.Path(data_dir) / "RACE" / split / level
+            folder.mkdir(parents=True)
+            for i in range(count):
+                (folder / f"{i + 1}.txt").write_text(json.dumps(race_article(rng, level, i)))
 
 
 def synthetic_squad(rng, num_paragraphs, v2, impossible, num_animals=lambda rng: 3,

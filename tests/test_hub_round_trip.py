@@ -10,7 +10,6 @@ checkpoint and outputs (`tests/fixtures/original_tiny/`), and, for the SavedMode
 import io
 import json
 import pathlib
-import random
 import sys
 
 import h5py
@@ -24,7 +23,8 @@ from albert_tf.config import AlbertConfig
 from albert_tf.heads import AlbertPretrainer
 from albert_tf.modeling import AlbertModel
 from albert_tf.tokenization import FullTokenizer
-from conftest import FIXTURES, ORIGINAL_TINY, original_reference, run_entry_point
+from conftest import (FIXTURES, ORIGINAL_TINY, original_reference, rte_rows, run_entry_point,
+                      write_race_data)
 
 HF = FIXTURES / "hf_transformers"
 KERAS_HUB = FIXTURES / "keras_hub" / "backbone_tiny"
@@ -138,6 +138,17 @@ def test_keras_hub_refuses_a_layout_it_cannot_express(tmp_path):
         convert.write_weights(weights, str(tmp_path / "kh"), "keras_hub")
 
 
+def save_with_random_weights(model, folder, seed, scale=1.0):
+    """Gives every weight of `model` seeded normal values (x `scale`), then writes it to
+    `folder` as an original checkpoint `model.ckpt` with its `albert_config.json`."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        values = rng.normal(size=variable.shape)
+        variable.assign((values if scale == 1.0 else values * scale).astype(np.float32))
+    checkpoints.save_original_checkpoint(model, str(folder / "model.ckpt"))
+    model.config.to_json_file(folder / "albert_config.json")
+
+
 @pytest.mark.parametrize("to", ["hf", "keras_hub"])
 def test_groups_inner_groups_and_equal_widths_survive_both_hubs(tmp_path, to):
     # E == H: neither hub can leave the projection out; we write the identity.
@@ -146,11 +157,7 @@ def test_groups_inner_groups_and_equal_widths_survive_both_hubs(tmp_path, to):
                           num_attention_heads=4, intermediate_size=24,
                           max_position_embeddings=20)
     model = AlbertModel(config)
-    rng = np.random.default_rng(0)
-    for variable in model.weights:
-        variable.assign(rng.normal(size=variable.shape).astype(np.float32))
-    checkpoints.save_original_checkpoint(model, str(tmp_path / "ours" / "model.ckpt"))
-    config.to_json_file(tmp_path / "ours" / "albert_config.json")
+    save_with_random_weights(model, tmp_path / "ours", seed=0)
     hub = convert_command(tmp_path, tmp_path / "ours", to, "hub")
     back = convert.read_weights(str(hub))
     reloaded = AlbertModel(back.config)
@@ -208,20 +215,36 @@ def test_exported_saved_model_reads_back_as_the_weights_it_was_exported_from(exp
     assert_same_arrays(values, converted)
 
 
-def rte_rows(seed, count, labelled=True):
-    animals = "cat dog fox owl bee cow pig hen".split()
-    colours = "red blue green black white".split()
-    rng = random.Random(seed)
-    rows = [["index", "sentence1", "sentence2"] + (["label"] if labelled else [])]
-    for i in range(count):
-        a, b = rng.sample(animals, 2)
-        colour = rng.choice(colours)
-        same = rng.random() < 0.5
-        row = [str(i), f"The {a} is {colour}.", f"The {a if same else b} is {colour}."]
-        if labelled:
-            row.append("entailment" if same else "not_entailment")
-        rows.append(row)
-    return "".join("\t".join(r) + "\n" for r in rows)
+# Flags the fine-tuning runs below share (tiny batches, two steps, one CPU device).
+FINETUNING_FLAGS = dict(
+    vocab_file=None, do_lower_case=True, max_seq_length=24, train_batch_size=4,
+    eval_batch_size=4, predict_batch_size=4, learning_rate=1e-3, save_checkpoints_steps=2,
+    iterations_per_loop=1000, distribution_strategy="one_device", num_gpus=0,
+    num_cpu_devices=1, mixed_precision="none", jit_compile=False, use_tpu=False,
+    gradient_accumulation_steps=1, bias_correction=False, log_steps=2, seed=3,
+    peak_tflops=1.0, eval_wait_seconds=0.0, debug=True, do_train=True, do_eval=True,
+    do_predict=False, train_step=2, warmup_step=1)
+
+
+def eval_results_from_checkpoint_and_module(exported, tmp_path, main, argv0, **flags):
+    """`eval_results.txt` of an entry point run from the exported original checkpoint
+    (config, SentencePiece model) and from the exported SavedModel alone
+    (`--albert_hub_module_handle`), with the same flags."""
+    runs = {
+        "checkpoint": dict(init_checkpoint=str(exported / "original"),
+                           albert_config_file=str(exported / "original" / "albert_config.json"),
+                           spm_model_file=str(SPM), albert_hub_module_handle=None),
+        "module": dict(init_checkpoint=None, albert_config_file=None, spm_model_file=None,
+                       albert_hub_module_handle=str(exported / "saved_model")),
+    }
+    results = {}
+    for name, values in runs.items():
+        output = tmp_path / name
+        run_entry_point(main, [argv0], output_dir=str(output),
+                        cached_dir=str(tmp_path / f"cache_{name}"), **FINETUNING_FLAGS,
+                        **flags, **values)
+        results[name] = (output / "eval_results.txt").read_text()
+    return results
 
 
 def test_fine_tuning_through_the_exported_module_equals_fine_tuning_from_its_checkpoint(
@@ -236,41 +259,12 @@ def test_fine_tuning_through_the_exported_module_equals_fine_tuning_from_its_che
     (rte / "train.tsv").write_text(rte_rows(1, 8))
     (rte / "dev.tsv").write_text(rte_rows(2, 5))
     (rte / "test.tsv").write_text(rte_rows(3, 3, labelled=False))
-    common = dict(
-        task_name="RTE", data_dir=str(tmp_path / "glue"), vocab_file=None, do_lower_case=True,
-        max_seq_length=24, train_batch_size=4, eval_batch_size=4, predict_batch_size=4,
-        learning_rate=1e-3, save_checkpoints_steps=2, iterations_per_loop=1000,
-        distribution_strategy="one_device", num_gpus=0, num_cpu_devices=1,
-        mixed_precision="none", jit_compile=False, use_tpu=False,
-        gradient_accumulation_steps=1, bias_correction=False, log_steps=2, seed=3,
-        peak_tflops=1.0, eval_wait_seconds=0.0, export_dir=None, debug=True, do_train=True,
-        do_eval=True, do_predict=False, train_step=2, warmup_step=1, keep_checkpoint_max=2,
+    results = eval_results_from_checkpoint_and_module(
+        exported, tmp_path, run_classifier.main, "run_classifier.py", task_name="RTE",
+        data_dir=str(tmp_path / "glue"), export_dir=None, keep_checkpoint_max=2,
         optimizer="adamw", threshold_to_export=None)
-    runs = {
-        "checkpoint": dict(init_checkpoint=str(exported / "original"),
-                           albert_config_file=str(exported / "original" / "albert_config.json"),
-                           spm_model_file=str(SPM), albert_hub_module_handle=None),
-        "module": dict(init_checkpoint=None, albert_config_file=None, spm_model_file=None,
-                       albert_hub_module_handle=str(exported / "saved_model")),
-    }
-    results = {}
-    for name, values in runs.items():
-        output = tmp_path / name
-        run_entry_point(run_classifier.main, ["run_classifier.py"], output_dir=str(output),
-                        cached_dir=str(tmp_path / f"cache_{name}"), **common, **values)
-        results[name] = (output / "eval_results.txt").read_text()
     assert "eval_accuracy" in results["module"]
     assert results["module"] == results["checkpoint"]
-
-
-def race_article(rng, level, number):
-    animals = "cat dog fox owl bee cow pig hen".split()
-    animal = rng.choice(animals)
-    options = rng.sample([a for a in animals if a != animal], 3)
-    answer = rng.randrange(4)
-    options.insert(answer, animal)
-    return {"article": f"The {animal} is on the farm.", "questions": ["Who is on the farm?"],
-            "options": [options], "answers": ["ABCD"[answer]], "id": f"{level}{number}.txt"}
 
 
 @pytest.mark.slow
@@ -281,37 +275,12 @@ def test_run_race_through_the_exported_module_equals_run_race_from_its_checkpoin
     from albert_tf import cli
     run_race.define_race_flags()
     cli.define_debug_flag()
-    rng = random.Random(0)
-    for split, count in (("train", 4), ("dev", 3), ("test", 2)):
-        for level in ("middle", "high"):
-            folder = tmp_path / "race" / "RACE" / split / level
-            folder.mkdir(parents=True)
-            for i in range(count):   # the official layout: one JSON article per file
-                (folder / f"{i + 1}.txt").write_text(json.dumps(race_article(rng, level, i)))
-    common = dict(
-        task_name="race", data_dir=str(tmp_path / "race"), vocab_file=None, do_lower_case=True,
-        max_seq_length=24, train_batch_size=4, eval_batch_size=4, predict_batch_size=4,
-        learning_rate=1e-3, save_checkpoints_steps=2, iterations_per_loop=1000,
-        distribution_strategy="one_device", num_gpus=0, num_cpu_devices=1,
-        mixed_precision="none", jit_compile=False, use_tpu=False,
-        gradient_accumulation_steps=1, bias_correction=False, log_steps=2, seed=3,
-        peak_tflops=1.0, eval_wait_seconds=0.0, debug=True, do_train=True,
-        do_eval=True, do_predict=False, train_step=2, warmup_step=1, max_qa_length=8,
-        num_keep_checkpoint=2, dropout_prob=0.0, high_only=False, middle_only=False,
-        skip_bad_examples=False, eval_file=None)
-    runs = {
-        "checkpoint": dict(init_checkpoint=str(exported / "original"),
-                           albert_config_file=str(exported / "original" / "albert_config.json"),
-                           spm_model_file=str(SPM), albert_hub_module_handle=None),
-        "module": dict(init_checkpoint=None, albert_config_file=None, spm_model_file=None,
-                       albert_hub_module_handle=str(exported / "saved_model")),
-    }
-    results = {}
-    for name, values in runs.items():
-        output = tmp_path / name
-        run_entry_point(run_race.main, ["run_race.py"], output_dir=str(output),
-                        cached_dir=str(tmp_path / f"cache_{name}"), **common, **values)
-        results[name] = (output / "eval_results.txt").read_text()
+    write_race_data(tmp_path / "race")
+    results = eval_results_from_checkpoint_and_module(
+        exported, tmp_path, run_race.main, "run_race.py", task_name="race",
+        data_dir=str(tmp_path / "race"), max_qa_length=8, num_keep_checkpoint=2,
+        dropout_prob=0.0, high_only=False, middle_only=False, skip_bad_examples=False,
+        eval_file=None)
     assert "eval_accuracy" in results["module"]
     assert results["module"] == results["checkpoint"]
 
@@ -329,11 +298,7 @@ def test_transformers_loads_what_we_write(tmp_path):
                           num_attention_heads=4, intermediate_size=48,
                           max_position_embeddings=20)
     model = AlbertPretrainer(config)
-    rng = np.random.default_rng(1)
-    for variable in model.weights:
-        variable.assign((rng.normal(size=variable.shape) * 0.2).astype(np.float32))
-    checkpoints.save_original_checkpoint(model, str(tmp_path / "ours" / "model.ckpt"))
-    config.to_json_file(tmp_path / "ours" / "albert_config.json")
+    save_with_random_weights(model, tmp_path / "ours", seed=1, scale=0.2)
     hf = convert_command(tmp_path, tmp_path / "ours", "hf", "hf")
     theirs = transformers.AlbertForPreTraining.from_pretrained(str(hf)).eval()
     ids = np.array([[2, 17, 33, 8, 3, 0], [2, 40, 3, 9, 9, 3]])

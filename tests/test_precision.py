@@ -17,8 +17,6 @@ its scale": single elements near zero have no meaningful relative error), losses
 On a GPU (benchmarks/gpu_check.sh runs this file there) the steps run on it, with
 TensorFloat-32 off so that "float32" is float32, as in the original.
 """
-import contextlib
-
 import keras
 import numpy as np
 import pytest
@@ -70,15 +68,8 @@ def true_float32():
     tf.config.experimental.enable_tensor_float_32_execution(previous)
 
 
-@contextlib.contextmanager
-def precision(name):
-    """Sets the Keras global policy for `--mixed_precision=name`, restores it afterwards."""
-    previous = keras.mixed_precision.global_policy()
-    training.set_mixed_precision(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+# The Keras global policy of `--mixed_precision=name` while inside, restored afterwards.
+precision = training.mixed_precision_policy
 
 
 def relative_to_scale(ours, original):

@@ -18,12 +18,12 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
 from albert_tf.tasks import TaskDataError
 from albert_tf.tasks import squad
 from albert_tf.tasks import squad_postprocess as post
 from albert_tf.tokenization import FullTokenizer, preprocess_text
+from conftest import sentencepiece_model
 
 # --------------------------------------------------------------------------------------------
 # Tokenizers: one trained here with the original recipe, one assembled piece by piece.
@@ -57,25 +57,9 @@ def tokenizer(spm_path):
 @pytest.fixture(scope="module")
 def word_tokenizer(tmp_path_factory):
     """Every lower-case letter, alone, is one piece "▁x": windows can be counted by hand."""
-    model = model_pb2.ModelProto()
-    kinds = model_pb2.ModelProto.SentencePiece
-    for piece, kind in [("<pad>", kinds.CONTROL), ("<unk>", kinds.UNKNOWN),
-                        ("[CLS]", kinds.CONTROL), ("[SEP]", kinds.CONTROL),
-                        ("[MASK]", kinds.CONTROL)]:
-        entry = model.pieces.add()
-        entry.piece, entry.type, entry.score = piece, kind, 0.0
-    for letter in "abcdefghijklmnopqrstuvwxyz":
-        for piece, score in (("\u2581" + letter, -1.0), (letter, -10.0)):
-            entry = model.pieces.add()
-            entry.piece, entry.type, entry.score = piece, kinds.NORMAL, score
-    entry = model.pieces.add()
-    entry.piece, entry.type, entry.score = "\u2581", kinds.NORMAL, -10.0
-    model.trainer_spec.model_type = model_pb2.TrainerSpec.UNIGRAM
-    model.trainer_spec.pad_id, model.trainer_spec.unk_id = 0, 1
-    model.trainer_spec.bos_id = model.trainer_spec.eos_id = -1
-    model.normalizer_spec.name = "identity"
-    model.normalizer_spec.add_dummy_prefix = True
-    model.normalizer_spec.remove_extra_whitespaces = True
+    pieces = [(p, score) for letter in "abcdefghijklmnopqrstuvwxyz"
+              for p, score in (("\u2581" + letter, -1.0), (letter, -10.0))]
+    model = sentencepiece_model(pieces + [("\u2581", -10.0)])
     path = tmp_path_factory.mktemp("words") / "letters.model"
     path.write_bytes(model.SerializeToString())
     return FullTokenizer(None, True, str(path))

@@ -18,11 +18,11 @@ import unicodedata
 
 import pytest
 import sentencepiece as spm
-from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
 from albert_tf import tokenization
 from albert_tf.tokenization import (FullTokenizer, MissingTokenError, encode_inputs,
                                     preprocess_text, truncate_seq_pair)
+from conftest import sentencepiece_model
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "original_tokenizer"
 SPM1K = FIXTURES / "spm1k.model"
@@ -270,21 +270,7 @@ def test_lone_surrogate_is_a_clear_error(spm1k):
 def build_model_proto(pieces, control=("[CLS]", "[SEP]", "[MASK]")):
     """A unigram model: <pad> 0, <unk> 1, `control`, then (piece, score) pairs; no normaliser
     rules except whitespace handling ("identity"), so the segmentation is readable."""
-    model = model_pb2.ModelProto()
-    kinds = model_pb2.ModelProto.SentencePiece
-    for piece, kind in [("<pad>", kinds.CONTROL), ("<unk>", kinds.UNKNOWN)] + [
-            (c, kinds.CONTROL) for c in control]:
-        entry = model.pieces.add()
-        entry.piece, entry.score, entry.type = piece, 0.0, kind
-    for piece, score in pieces:
-        entry = model.pieces.add()
-        entry.piece, entry.score, entry.type = piece, score, kinds.NORMAL
-    model.trainer_spec.model_type = model_pb2.TrainerSpec.UNIGRAM
-    model.trainer_spec.pad_id, model.trainer_spec.unk_id = 0, 1
-    model.trainer_spec.bos_id = model.trainer_spec.eos_id = -1
-    model.normalizer_spec.name = "identity"
-    model.normalizer_spec.add_dummy_prefix = True
-    model.normalizer_spec.remove_extra_whitespaces = True
+    model = sentencepiece_model(pieces, control)
     model.normalizer_spec.escape_whitespaces = True
     return model.SerializeToString()
 
