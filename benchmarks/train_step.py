@@ -34,11 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import bench_common  # noqa: E402
-from albert_tf import training  # noqa: E402
-from albert_tf.heads import AlbertPretrainer  # noqa: E402
-from albert_tf.optimization import create_optimizer  # noqa: E402
-from albert_tf.pretraining import (pretraining_batch_stats, pretraining_flops_per_example,  # noqa
-                                   pretraining_loss)
+from albert_tf.pretraining import pretraining_flops_per_example  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", "base", "A preset (base, large, ...), a JSON file or cpu_small.")
@@ -68,18 +64,8 @@ CATEGORIES = (
 )
 
 
-def ours(config, batch, jit):
-    """run(n): n steps of albert_tf's pretraining Trainer on one device."""
-    strategy = tf.distribute.OneDeviceStrategy(bench_common.default_device())
-    with strategy.scope():
-        model = AlbertPretrainer(config)
-        optimizer = create_optimizer(1e-4, 100000, 0, optimizer="lamb",
-                                     aggregate_gradients=False)
-        optimizer.build(model.trainable_variables)
-    trainer = training.Trainer(strategy, model, optimizer, pretraining_loss,
-                               pretraining_batch_stats, jit_compile=jit)
-    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-    return lambda n: trainer.train(iterator, n)
+# run(n): n steps of albert_tf's pretraining Trainer on one device.
+ours = bench_common.pretraining_run
 
 
 def measured_matmul_peak(size=2048, repeats=5):
@@ -143,15 +129,15 @@ def print_profile(name, profile):
 
 
 def main(_):
-    config = bench_common.load_config(FLAGS.config)
-    # Dropout off on both sides: the same computation.
-    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
-    B, T, P = FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq
-    batch = bench_common.pretraining_batch(config, B, T, P)
-    flops = pretraining_flops_per_example(config, T, P)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on "
           f"{os.cpu_count()} CPUs")
     peak = measured_matmul_peak()
+    B, T, P = FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions_per_seq
+    config = bench_common.load_config(FLAGS.config)
+    # No dropout on either side, so that both compute the same thing.
+    config.attention_probs_dropout_prob = config.hidden_dropout_prob = 0.0
+    flops = pretraining_flops_per_example(config, T, P)
+    batch = bench_common.pretraining_batch(config, B, T, P)
     print(f"{bench_common.describe(FLAGS.config, config)} batch={B} seq={T} predictions={P} "
           f"steps={FLAGS.steps} rounds={FLAGS.rounds} devices={bench_common.devices()}")
     print(f"{flops / 1e9:.2f} GFLOPs per example (train); measured fp32 matmul peak "
