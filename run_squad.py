@@ -61,7 +61,8 @@ def main(argv):
     with cli.script_main(argv) as values:
         from albert_tf import training
         from albert_tf.config import AlbertConfig
-        from albert_tf.tasks.squad_task import export_squad_model, run_squad
+        from albert_tf import export as export_lib
+        from albert_tf.tasks.squad_task import build_squad_model, run_squad
         if not values.squad_version:
             raise training.SettingsError("Set --squad_version=1.1 or --squad_version=2.0 "
                                          "(or run run_squad_v1.py / run_squad_v2.py).")
@@ -76,7 +77,10 @@ def main(argv):
                     for key, value in outcome["metrics"].items())
                     + f" ({values.output_dir}/squad_results.json)")
         if values.export_dir:
-            path = export_squad_model(config, settings, squad_settings, values.export_dir)
+            path = export_lib.export_finetuned(
+                build_squad_model(config, squad_settings), settings.output_dir,
+                values.export_dir, init_checkpoint=settings.init_checkpoint,
+                max_seq_length=settings.max_seq_length)
             logging.info("Exported the SavedModel to %s.", path)
 
 

@@ -21,6 +21,7 @@ import pytest
 from albert_tf.config import AlbertConfig
 from albert_tf.finetuning import FinetuningSettings
 from albert_tf.tasks.squad_task import SquadSettings, run_squad
+from conftest import entry_point_flag_defaults, synthetic_squad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANIMALS = "cat dog fox owl bee cow pig hen ant bat elk eel yak ram emu gnu".split()
@@ -28,33 +29,12 @@ COLORS = "red blue green black white pink gray gold".split()
 
 
 def _synthetic_squad(num_paragraphs, seed, v2, questions_per_paragraph=3):
-    rng = random.Random(seed)
-    data = []
-    for p in range(num_paragraphs):
-        animals = rng.sample(ANIMALS, rng.randint(4, 7))
-        sentences, offsets, position = [], {}, 0
-        for animal in animals:
-            sentence = f"The {animal} is {rng.choice(COLORS)}."
-            offsets[animal] = position + len("The ")
-            sentences.append(sentence)
-            position += len(sentence) + 1
-        qas = []
-        for k in range(questions_per_paragraph):
-            qa = {"id": f"s{seed}p{p}q{k}"}
-            if v2 and rng.random() < 1 / 3:
-                absent = rng.choice([a for a in ANIMALS if a not in animals])
-                qa.update(question=f"What color is the {absent}?", answers=[],
-                          is_impossible=True)
-            else:
-                animal = rng.choice(animals)
-                qa.update(question=f"What color is the {animal}?",
-                          answers=[{"text": animal, "answer_start": offsets[animal]}])
-                if v2:
-                    qa["is_impossible"] = False
-            qas.append(qa)
-        data.append({"title": f"t{p}", "paragraphs": [{"context": " ".join(sentences),
-                                                       "qas": qas}]})
-    return {"version": "v2.0" if v2 else "1.1", "data": data}
+    """4 to 7 animals a paragraph; in v2.0 a third of the questions have no answer."""
+    return synthetic_squad(random.Random(seed), num_paragraphs, v2,
+                           impossible=lambda rng, p, k: rng.random() < 1 / 3,
+                           num_animals=lambda rng: rng.randint(4, 7),
+                           questions=questions_per_paragraph, qid=f"s{seed}p{{p}}q{{k}}",
+                           animals=ANIMALS, colors=COLORS)
 
 
 @pytest.fixture(scope="module")
@@ -202,16 +182,7 @@ def test_malformed_training_file_stops_the_run_with_one_line(tmp_path, spm_model
 
 
 def test_command_line_keeps_every_original_flag_and_default():
-    code = (
-        "import json, sys; sys.argv = ['run_squad.py']\n"
-        "import run_squad; from absl import flags\n"
-        "run_squad.define_squad_flags(); flags.FLAGS(['x'])\n"
-        "print(json.dumps({k: flags.FLAGS[k].default for k in flags.FLAGS}, default=str))\n")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, cwd=ROOT, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    defaults = json.loads(run.stdout.strip().splitlines()[-1])
+    defaults = entry_point_flag_defaults("run_squad", "define_squad_flags")
     # The flags of the original run_squad_v1.py and run_squad_v2.py (SPEC 5.2, 5.3).
     original = {
         "albert_config_file": None, "vocab_file": None, "spm_model_file": None,
