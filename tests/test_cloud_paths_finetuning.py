@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from albert_tf import files
 from albert_tf.train_sentencepiece import train_sentencepiece
-from conftest import ORIGINAL_TINY, run_entry_point, stage_to_ram
+from conftest import (ORIGINAL_TINY, rte_rows, run_entry_point, stage_to_ram, synthetic_squad,
+                      write_race_data)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -85,54 +86,11 @@ def numbers(text):
 
 # === Task files in the official formats =================================================
 
-def rte_rows(seed, count, labelled=True):
-    rng = random.Random(seed)
-    rows = [["index", "sentence1", "sentence2"] + (["label"] if labelled else [])]
-    for i in range(count):
-        a, b = rng.sample(ANIMALS, 2)
-        colour = rng.choice(COLORS)
-        same = rng.random() < 0.5
-        row = [str(i), f"The {a} is {colour}.", f"The {a if same else b} is {colour}."]
-        if labelled:
-            row.append("entailment" if same else "not_entailment")
-        rows.append(row)
-    return "".join("\t".join(r) + "\n" for r in rows)
-
-
 def squad_v2(seed, paragraphs):
-    rng = random.Random(seed)
-    data = []
-    for p in range(paragraphs):
-        animals = rng.sample(ANIMALS, 3)
-        sentences, offsets, position = [], {}, 0
-        for animal in animals:
-            sentence = f"The {animal} is {rng.choice(COLORS)}."
-            offsets[animal] = position + len("The ")
-            sentences.append(sentence)
-            position += len(sentence) + 1
-        qas = []
-        for k in range(2):
-            if k == 1 and p % 2:
-                absent = rng.choice([a for a in ANIMALS if a not in animals])
-                qas.append({"id": f"s{seed}p{p}q{k}", "question": f"What color is the {absent}?",
-                            "answers": [], "is_impossible": True})
-            else:
-                animal = rng.choice(animals)
-                qas.append({"id": f"s{seed}p{p}q{k}", "question": f"What color is the {animal}?",
-                            "answers": [{"text": animal, "answer_start": offsets[animal]}],
-                            "is_impossible": False})
-        data.append({"title": f"t{p}", "paragraphs": [{"context": " ".join(sentences),
-                                                       "qas": qas}]})
-    return json.dumps({"version": "v2.0", "data": data})
-
-
-def race_article(rng, level, number):
-    animal = rng.choice(ANIMALS)
-    options = rng.sample([a for a in ANIMALS if a != animal], 3)
-    answer = rng.randrange(4)
-    options.insert(answer, animal)
-    return {"article": f"The {animal} is on the farm.", "questions": ["Who is on the farm?"],
-            "options": [options], "answers": ["ABCD"[answer]], "id": f"{level}{number}.txt"}
+    """SQuAD v2.0 JSON: the second question of every odd paragraph has no answer."""
+    return json.dumps(synthetic_squad(random.Random(seed), paragraphs, True,
+                                      impossible=lambda rng, p, k: k == 1 and p % 2,
+                                      qid=f"s{seed}p{{p}}q{{k}}"))
 
 
 def write_task_files(folder):
@@ -146,14 +104,7 @@ def write_task_files(folder):
     (folder / "squad").mkdir()
     (folder / "squad" / "train.json").write_text(squad_v2(1, 6))
     (folder / "squad" / "dev.json").write_text(squad_v2(2, 4))
-    rng = random.Random(0)
-    for split, count in (("train", 4), ("dev", 3), ("test", 2)):
-        for level in ("middle", "high"):
-            level_dir = folder / "race" / "RACE" / split / level
-            level_dir.mkdir(parents=True)
-            for i in range(count):   # the official layout: one JSON article per file
-                (level_dir / f"{i + 1}.txt").write_text(
-                    json.dumps(race_article(rng, level, i)))
+    write_race_data(folder / "race")
 
 
 @pytest.fixture(scope="module")

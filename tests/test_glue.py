@@ -23,6 +23,7 @@ from albert_tf import export as export_lib
 from albert_tf.heads import AlbertClassifier
 from albert_tf.tasks import TaskDataError, base, glue, glue_task
 from albert_tf.training import SettingsError
+from conftest import entry_point_flag_defaults
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -692,16 +693,7 @@ def test_cli_stops_on_a_missing_data_file_before_training(tmp_path, spm_model, s
 
 
 def test_cli_keeps_the_original_flags_and_defaults():
-    code = (
-        "import json, sys; sys.argv = ['run_classifier.py']\n"
-        "import run_classifier; from absl import flags\n"
-        "run_classifier.define_flags(); flags.FLAGS(['x'])\n"
-        "print(json.dumps({k: flags.FLAGS[k].default for k in flags.FLAGS}, default=str))\n")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, cwd=REPO, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    defaults = json.loads(run.stdout.strip().splitlines()[-1])
+    defaults = entry_point_flag_defaults("run_classifier", "define_flags")
     # The original run_classifier.py's flags and defaults (SPEC G.1).
     original = {
         "data_dir": None, "albert_config_file": None, "task_name": None, "vocab_file": None,

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_tf import training
 from albert_tf.config import AlbertConfig
 from albert_tf.finetuning import FineTuner, FinetuningSettings
 from albert_tf.heads import AlbertClassifier, AlbertMultipleChoice
@@ -31,6 +30,8 @@ from albert_tf.tasks import glue, glue_task, race, race_task, squad
 from albert_tf.tasks import squad_task
 from albert_tf.tokenization import FullTokenizer
 from albert_tf.train_sentencepiece import train_sentencepiece
+from conftest import race_article, synthetic_squad
+from test_xla_steps import assert_xla_step_matches_plain_step as assert_train_steps_agree
 
 SEQ = 24
 ANIMALS = "cat dog fox owl bee cow pig hen".split()
@@ -82,30 +83,12 @@ def first_batch(dataset):
 
 
 def assert_xla_step_matches_plain_step(tmp_path, build_model, loss_fn, batch, steps=2):
-    """Two train steps under XLA and two plain ones from the same weights agree."""
-    compiled_tuner = make_tuner(tmp_path / "xla", build_model)
-    plain_tuner = make_tuner(tmp_path / "plain", build_model)
-    compiled_trainer = compiled_tuner.make_trainer(loss_fn)
-    plain_trainer = plain_tuner.make_trainer(loss_fn)
-    for a, b in zip(compiled_trainer.model.variables, plain_trainer.model.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())   # the same seeded start
-    compiled = training.xla_train_step(compiled_trainer)
-    strategy = plain_trainer.strategy
-    plain = tf.function(lambda b: strategy.run(plain_trainer._replica_train_step, args=(b,)))
-    initial = [v.numpy() for v in plain_trainer.model.trainable_variables]
-    for _ in range(steps):
-        got, want = compiled(batch), plain(batch)
-        np.testing.assert_allclose(float(got["loss"]), float(want["loss"]), rtol=0,
-                                   atol=ATOL)
-    for a, b in zip(compiled_trainer.model.variables, plain_trainer.model.variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=ATOL, err_msg=a.path)
-    for a, b in zip(compiled_trainer.optimizer.variables, plain_trainer.optimizer.variables):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=ATOL,
-                                   err_msg=a.path)
-    moved = [not np.array_equal(v.numpy(), w) for v, w in
-             zip(compiled_trainer.model.trainable_variables, initial)]
-    assert sum(moved) > len(moved) // 2, "the compiled step left most weights unchanged"
-    assert int(compiled_trainer.optimizer.iterations) == steps
+    """Two train steps under XLA and two plain ones from the same weights agree (the loss,
+    every variable, the step counter; `test_xla_steps`' check on fine-tuning trainers)."""
+    folders = iter(("xla", "plain"))
+    assert_train_steps_agree(
+        lambda: make_tuner(tmp_path / next(folders), build_model).make_trainer(loss_fn),
+        batch, steps, atol=ATOL, names=("loss",))
 
 
 def one_by_one(model, dataset, output_fn):
@@ -173,33 +156,10 @@ def test_glue_evaluation_scores_every_example_once_without_padding(tmp_path, tok
 # === SQuAD ==============================================================================
 
 def squad_json(seed, paragraphs, v2):
-    rng = random.Random(seed)
-    data = []
-    for p in range(paragraphs):
-        animals = rng.sample(ANIMALS, 3)
-        sentences, offsets, position = [], {}, 0
-        for animal in animals:
-            sentence = f"The {animal} is {rng.choice(COLORS)}."
-            offsets[animal] = position + len("The ")
-            sentences.append(sentence)
-            position += len(sentence) + 1
-        qas = []
-        for k in range(2):
-            qa = {"id": f"p{p}q{k}"}
-            if v2 and k == 1 and p % 2:
-                absent = rng.choice([a for a in ANIMALS if a not in animals])
-                qa.update(question=f"What color is the {absent}?", answers=[],
-                          is_impossible=True)
-            else:
-                animal = rng.choice(animals)
-                qa.update(question=f"What color is the {animal}?",
-                          answers=[{"text": animal, "answer_start": offsets[animal]}])
-                if v2:
-                    qa["is_impossible"] = False
-            qas.append(qa)
-        data.append({"title": f"t{p}", "paragraphs": [{"context": " ".join(sentences),
-                                                       "qas": qas}]})
-    return {"version": "v2.0" if v2 else "1.1", "data": data}
+    """Three animals a paragraph; in v2.0 the second question of odd paragraphs has no
+    answer."""
+    return synthetic_squad(random.Random(seed), paragraphs, v2,
+                           impossible=lambda rng, p, k: k == 1 and p % 2)
 
 
 def squad_settings(version):
@@ -260,16 +220,7 @@ def race_split(tmp_path, split, per_level, seed):
     for level in race.LEVELS:
         folder = tmp_path / "RACE" / split / level
         folder.mkdir(parents=True)
-        lines = []
-        for i in range(per_level):
-            animal = rng.choice(ANIMALS)
-            options = rng.sample([a for a in ANIMALS if a != animal], 3)
-            answer = rng.randrange(4)
-            options.insert(answer, animal)
-            lines.append(json.dumps({
-                "article": f"The {animal} is on the farm.", "id": f"{level}{i}.txt",
-                "questions": ["Who is on the farm?"], "options": [options],
-                "answers": ["ABCD"[answer]]}))
+        lines = [json.dumps(race_article(rng, level, i)) for i in range(per_level)]
         (folder / "all.txt").write_text("\n".join(lines) + "\n")
     return race.read_split(str(tmp_path), split).examples
 

@@ -23,22 +23,25 @@ from albert_tf.pretraining import pretraining_batch_stats, pretraining_loss
 from test_pretraining import PRED, SEQ, parse_record, tiny_config, write_records
 
 
-def assert_xla_step_matches_plain_step(make_trainer, batch, steps=2, atol=1e-5):
+def assert_xla_step_matches_plain_step(make_trainer, batch, steps=2, atol=1e-5, names=None):
     """Runs `steps` whole train steps under XLA (`training.xla_train_step`) and without it,
     each on a trainer from `make_trainer()` (which must seed its weights the same way each
-    time, on a one-device strategy), and asserts that the losses, every model and optimizer
-    variable and the step counter agree within `atol`, and that the step moved the weights.
+    time, on a one-device strategy), and asserts that both start from the same weights, that
+    the step outputs (`names`, default all), every model and optimizer variable and the step
+    counter agree within `atol`, and that the step moved the weights.
 
     Returns the compiled step's HLO text (for further checks).
     """
     compiled_trainer, plain_trainer = make_trainer(), make_trainer()
+    for a, b in zip(compiled_trainer.model.variables, plain_trainer.model.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)   # seeded alike
     compiled = training.xla_train_step(compiled_trainer)
     strategy = plain_trainer.strategy
     plain = tf.function(lambda b: strategy.run(plain_trainer._replica_train_step, args=(b,)))
     initial = [v.numpy() for v in plain_trainer.model.trainable_variables]
     for _ in range(steps):
         got, want = compiled(batch), plain(batch)
-        for name in want:
+        for name in names or want:
             np.testing.assert_allclose(float(got[name]), float(want[name]), rtol=0,
                                        atol=atol, err_msg=name)
     for a, b in zip(compiled_trainer.optimizer.variables, plain_trainer.optimizer.variables):
