@@ -184,6 +184,31 @@ def test_mlm_loss_check_is_recomputed_from_both_training_logs(quick_run):
         assert 0 < value < np.log(settings.vocab_size) + 1
 
 
+def test_unigram_reference_is_recomputed_from_the_records(quick_run):
+    """The frequencies-only figures, recomputed from the TFRecords with NumPy."""
+    from albert_tf.pretraining_data_input import parse_record, resolve_input_files
+
+    settings, run_dir, manifests, _ = quick_run
+    unigram = json.loads((run_dir / "metrics.json").read_text())["heldout_eval"]["unigram"]
+
+    def targets(name, limit):
+        files = resolve_input_files(str(path_of(run_dir, manifests["data"]["files"][name])))
+        records = tf.data.TFRecordDataset(files).map(lambda r: parse_record(
+            r, settings.max_seq_length, settings.max_predictions_per_seq)).take(limit)
+        return np.concatenate([r["masked_lm_ids"].numpy()[r["masked_lm_weights"].numpy() > 0]
+                               for r in records])
+
+    figures = manifests["data"]["figures"]
+    train = targets("train", figures["train_instances"] // settings.eval_batch_size
+                    * settings.eval_batch_size)
+    heldout = targets("heldout", manifests["eval"]["figures"]["final"]["examples"])
+    counts = np.bincount(train, minlength=settings.vocab_size)
+    smoothed = (counts + 1) / (counts.sum() + settings.vocab_size)
+    assert unigram["heldout_unigram_loss"] == pytest.approx(-np.log(smoothed[heldout]).mean())
+    assert unigram["heldout_most_frequent_accuracy"] == pytest.approx(
+        np.mean(heldout == counts.argmax()))
+
+
 def test_fill_the_mask_shows_top_predictions_before_and_after(quick_run):
     _, run_dir, _, _ = quick_run
     rows = json.loads((run_dir / "metrics.json").read_text())["fill_mask"]

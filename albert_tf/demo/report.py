@@ -235,6 +235,13 @@ def render_report(job, manifests, metrics):
         f"| held-out sentence-order accuracy | {_pct(ev['init']['sentence_order_accuracy'])} | "
         f"{_pct(ev['final']['sentence_order_accuracy'])} |",
         "",
+        f"Predicting token frequencies alone (the unigram distribution of the training "
+        f"records' masked tokens) gives a held-out masked-LM loss of "
+        f"{ev['unigram']['heldout_unigram_loss']:.3f} and, always answering the most frequent "
+        f"piece, {_pct(ev['unigram']['heldout_most_frequent_accuracy'])} accuracy: a "
+        "pretrained model near these figures has learnt frequencies, not yet how to use the "
+        "context.",
+        "",
         curve_verdict(table),
         "",
         f"This pretraining saw {sequences:,} sequences of {s.max_seq_length} tokens; "

@@ -232,6 +232,41 @@ def heldout_evaluation(job, checkpoint, files, num_batches):
     return results
 
 
+def unigram_reference(job, train_files, heldout_files, num_batches):
+    """What predicting token frequencies alone scores on the masked positions.
+
+    The unigram distribution of the masked-LM targets of the training records (add-one
+    smoothed over the vocabulary); its cross-entropy and the accuracy of always answering
+    its most frequent piece on the held-out examples that the eval step scores. A masked-LM
+    loss at this level means the model predicts frequencies and has not learnt to use the
+    context. Returns {"train_unigram_entropy", "heldout_unigram_loss",
+    "heldout_most_frequent_accuracy"} (nats, nats, fraction).
+    """
+    import numpy as np
+
+    from albert_tf.pretraining_data_input import pretraining_dataset
+
+    s = job.settings
+
+    def targets(files, batches):
+        dataset = pretraining_dataset(files, s.eval_batch_size, s.max_seq_length,
+                                      s.max_predictions_per_seq, is_training=False)
+        ids = [batch["masked_lm_ids"].numpy()[batch["masked_lm_weights"].numpy() > 0]
+               for batch in dataset.take(batches)]
+        return np.concatenate(ids)
+
+    train_batches = job.require("data")["figures"]["train_instances"] // s.eval_batch_size
+    counts = np.bincount(targets(train_files, train_batches),
+                         minlength=s.vocab_size).astype(np.float64)
+    frequencies = counts / counts.sum()
+    seen = frequencies[frequencies > 0]
+    smoothed = (counts + 1) / (counts.sum() + s.vocab_size)
+    heldout = targets(heldout_files, num_batches)
+    return {"train_unigram_entropy": float(-(seen * np.log(seen)).sum()),
+            "heldout_unigram_loss": float(-np.log(smoothed[heldout]).mean()),
+            "heldout_most_frequent_accuracy": float(np.mean(heldout == counts.argmax()))}
+
+
 def step_eval(job):
     from albert_tf.pretraining_data_input import resolve_input_files
 
@@ -247,6 +282,8 @@ def step_eval(job):
                 f"masked-LM accuracy {results['masked_lm_accuracy']:.4f}, sentence-order "
                 f"accuracy {results['sentence_order_accuracy']:.4f}")
         figures[name] = results
+    figures["unigram"] = unigram_reference(
+        job, resolve_input_files(str(repo_path(data["files"]["train"]))), files, num_batches)
     checkpoints = {name: repo_path(pretrain["files"][f"{key}_checkpoint"])
                    for name, key in (("init", "init"), ("pretrained", "final"))}
     examples = fill_mask(job, checkpoints)
