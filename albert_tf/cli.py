@@ -202,6 +202,18 @@ def on_tpu(values):
     return getattr(values, "use_tpu", False) or values.distribution_strategy == "tpu"
 
 
+def _tpu_shapes(values):
+    """On a TPU every batch keeps the static --max_seq_length unless --length_buckets is
+    given: a training batch cut to its bucket has a length known only at run time, and TPU
+    compilation needs static shapes."""
+    given = "length_buckets" in flags.FLAGS and flags.FLAGS["length_buckets"].present
+    if on_tpu(values) and not given:
+        logging.info("On a TPU: --length_buckets=none (every batch padded to "
+                     "--max_seq_length) unless --length_buckets is given.")
+        return {"length_buckets": "none"}
+    return {}
+
+
 # === Pretraining ========================================================================
 
 PRETRAINING_OPTIONS = (options("albert_config_file", *TPU, *RUNTIME)
@@ -216,7 +228,7 @@ def define_pretraining_flags():
 def pretraining_settings_from_flags(values):
     """`PretrainingSettings` from run_pretraining.py's flag values."""
     return settings_from_flags(settings_lib.PretrainingSettings, PRETRAINING_OPTIONS, values,
-                               use_one_hot_embeddings=on_tpu(values))
+                               use_one_hot_embeddings=on_tpu(values), **_tpu_shapes(values))
 
 
 # === Fine-tuning ========================================================================
@@ -243,7 +255,7 @@ def finetuning_from_flags(task_class, option_list, values, **loop_values):
     init_checkpoint, spm_model_file, config_file = model_files_from_flags(values)
     settings = settings_from_flags(
         settings_lib.FinetuningSettings, option_list, values, init_checkpoint=init_checkpoint,
-        use_one_hot_embeddings=on_tpu(values), **loop_values)
+        use_one_hot_embeddings=on_tpu(values), **{**_tpu_shapes(values), **loop_values})
     task = settings_from_flags(task_class, option_list, values, spm_model_file=spm_model_file)
     if not config_file:
         raise training.SettingsError("Set --albert_config_file, or --albert_hub_module_handle "

@@ -89,6 +89,7 @@ def shared(name):
 
 
 _OPTIMIZERS = ["adamw", "lamb"]
+RACE_LEVELS = ("middle", "high")      # the original reads middle school first
 
 
 @dataclasses.dataclass
@@ -327,9 +328,8 @@ class RaceSettings:
     @property
     def levels(self):
         """The levels read: ("high",), ("middle",) or both, middle school first."""
-        from albert_tf.tasks.race import LEVELS
         if self.high_only:
             return ("high",)
         if self.middle_only:
             return ("middle",)
-        return LEVELS
+        return RACE_LEVELS

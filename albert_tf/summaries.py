@@ -5,11 +5,10 @@
 - `ProgressMeter`: step, losses, learning rate, examples/s, tokens/s, MFU and ETA of a
   training run, as log lines and scalars of the train writer.
 - `log_evaluation`: an evaluation's results as a log line and scalars of the eval writer.
-- The FLOP formulas (`encoder_flops_per_example`, `pretraining_flops_per_example`) and the
-  devices' peak FLOP/s (`peak_flops_per_second`) that MFU is computed from.
+- The FLOP formulas (`encoder_flops_per_example`, `pretraining_flops_per_example`) that MFU
+  is computed from, with the devices' peak FLOP/s (`training.peak_flops_per_second`).
 """
 
-import os
 import time
 
 from absl import logging
@@ -108,71 +107,6 @@ def pretraining_flops_per_example(config, seq_length, max_predictions_per_seq):
     forward = _encoder_forward_flops(config, seq_length)
     forward += P * (2 * H * E + 2 * E * V) + 4 * H
     return 3 * forward
-
-
-# Dense peak FLOP/s per device: (16-bit mixed precision, float32 matmuls). The float32
-# figure is TF32 where TensorFlow uses it by default (Ampere and later).
-PEAK_FLOPS = {
-    "H200": (989e12, 495e12),
-    "H100": (989e12, 495e12),
-    "A100": (312e12, 156e12),
-    "L4": (121e12, 60e12),
-    "A10": (125e12, 62.5e12),
-    "V100": (125e12, 15.7e12),
-    "T4": (65e12, 8.1e12),
-}
-
-
-def _cpu_peak_flops():
-    """An estimate of the host CPU's float32 peak: cores x clock x FLOPs per cycle."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    mhz, flags = None, ""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("cpu MHz") and mhz is None:
-                    mhz = float(line.split(":")[1])
-                elif line.startswith("flags") and not flags:
-                    flags = line
-    except OSError:
-        return None
-    if not mhz:
-        return None
-    # Two FMA units of 8 (AVX2) or 16 (AVX-512) float32 lanes, 2 FLOPs per FMA.
-    per_cycle = 64 if " avx512f" in flags else 32 if " fma" in flags else 8
-    return cores * mhz * 1e6 * per_cycle
-
-
-def peak_flops_per_second(strategy, mixed_precision="none", peak_tflops=None):
-    """(total peak FLOP/s of the devices the strategy runs on, description) or (None, why).
-
-    `peak_tflops` (per accelerator, or for the whole host CPU) overrides the table.
-    """
-    from albert_tf.training import worker_info  # training imports this module
-    num_workers = worker_info(strategy)[1]
-    gpus = tf.config.list_physical_devices("GPU")
-    uses_gpus = gpus and any("GPU" in d.upper()
-                             for d in strategy.extended.worker_devices)
-    per_host_devices = strategy.num_replicas_in_sync // max(num_workers, 1)
-    if peak_tflops:
-        devices = per_host_devices * num_workers if uses_gpus else num_workers
-        return peak_tflops * 1e12 * devices, f"{peak_tflops} TFLOP/s per device (flag)"
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return None, "unknown TPU peak (pass --peak_tflops)"
-    if uses_gpus:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
-        for key, (half, single) in PEAK_FLOPS.items():
-            if key in name.upper():
-                peak = half if mixed_precision in ("bf16", "fp16") else single
-                return peak * per_host_devices * num_workers, f"{name} x{per_host_devices}"
-        return None, f"unknown GPU {name!r} (pass --peak_tflops)"
-    peak = _cpu_peak_flops()
-    if peak is None:
-        return None, "unknown CPU peak (pass --peak_tflops)"
-    return peak * num_workers, "CPU, estimated"
 
 
 def _clock(seconds):

@@ -1,4 +1,4 @@
-"""Training: strategies, the replicated train loop, checkpoints, progress and summaries.
+"""Training: strategies, the replicated train step and its loop call, checkpoints.
 
 The generic pieces serve every task (pretraining here, GLUE / SQuAD / RACE fine-tuning):
 
@@ -9,8 +9,8 @@ The generic pieces serve every task (pretraining here, GLUE / SQuAD / RACE fine-
   model and loss function. `xla_train_step(trainer)` is one whole step under XLA.
 - `TrainingCheckpoints`: `tf.train.CheckpointManager` state (model, optimizer, input
   position per worker) that a restarted run resumes from, at the same step.
-- `ProgressMeter`, `peak_flops_per_second`: progress lines, MFU and TensorBoard scalars
-  (defined in `albert_tf.summaries`, re-exported here).
+- `peak_flops_per_second`: the peak FLOP/s of the devices a strategy runs on, that MFU is
+  computed from (progress lines and TensorBoard scalars are `albert_tf.summaries`').
 
 `albert_tf.training_loop` runs the training itself (input position, resume, checkpoints on
 a schedule, progress, evaluation, the best checkpoint) for pretraining and fine-tuning alike.
@@ -37,8 +37,6 @@ import tensorflow as tf
 
 from albert_tf import files
 from albert_tf.errors import UserError
-from albert_tf.summaries import (PEAK_FLOPS, ProgressMeter,  # noqa: F401 (re-exported)
-                                 peak_flops_per_second)
 
 
 # =========================================================================================
@@ -157,6 +155,70 @@ def worker_info(strategy):
     is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and not chiefs)
     index = task_id + (chiefs if task_type == "worker" else 0)
     return index, chiefs + workers, is_chief
+
+
+# Dense peak FLOP/s per device: (16-bit mixed precision, float32 matmuls). The float32
+# figure is TF32 where TensorFlow uses it by default (Ampere and later).
+PEAK_FLOPS = {
+    "H200": (989e12, 495e12),
+    "H100": (989e12, 495e12),
+    "A100": (312e12, 156e12),
+    "L4": (121e12, 60e12),
+    "A10": (125e12, 62.5e12),
+    "V100": (125e12, 15.7e12),
+    "T4": (65e12, 8.1e12),
+}
+
+
+def _cpu_peak_flops():
+    """An estimate of the host CPU's float32 peak: cores x clock x FLOPs per cycle."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    mhz, flags = None, ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("cpu MHz") and mhz is None:
+                    mhz = float(line.split(":")[1])
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        return None
+    if not mhz:
+        return None
+    # Two FMA units of 8 (AVX2) or 16 (AVX-512) float32 lanes, 2 FLOPs per FMA.
+    per_cycle = 64 if " avx512f" in flags else 32 if " fma" in flags else 8
+    return cores * mhz * 1e6 * per_cycle
+
+
+def peak_flops_per_second(strategy, mixed_precision="none", peak_tflops=None):
+    """(total peak FLOP/s of the devices the strategy runs on, description) or (None, why).
+
+    `peak_tflops` (per accelerator, or for the whole host CPU) overrides the table.
+    """
+    num_workers = worker_info(strategy)[1]
+    gpus = tf.config.list_physical_devices("GPU")
+    uses_gpus = gpus and any("GPU" in d.upper()
+                             for d in strategy.extended.worker_devices)
+    per_host_devices = strategy.num_replicas_in_sync // max(num_workers, 1)
+    if peak_tflops:
+        devices = per_host_devices * num_workers if uses_gpus else num_workers
+        return peak_tflops * 1e12 * devices, f"{peak_tflops} TFLOP/s per device (flag)"
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return None, "unknown TPU peak (pass --peak_tflops)"
+    if uses_gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+        for key, (half, single) in PEAK_FLOPS.items():
+            if key in name.upper():
+                peak = half if mixed_precision in ("bf16", "fp16") else single
+                return peak * per_host_devices * num_workers, f"{name} x{per_host_devices}"
+        return None, f"unknown GPU {name!r} (pass --peak_tflops)"
+    peak = _cpu_peak_flops()
+    if peak is None:
+        return None, "unknown CPU peak (pass --peak_tflops)"
+    return peak * num_workers, "CPU, estimated"
 
 
 # =========================================================================================

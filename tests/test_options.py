@@ -194,6 +194,19 @@ def test_settings_are_built_from_the_flags_by_name(monkeypatch):
     assert config_file == "albert_config.json"
 
 
+def test_on_a_tpu_batches_keep_one_static_length_unless_buckets_are_given():
+    # A training batch cut to its bucket has a run-time length; TPU compilation needs a
+    # static one, so --use_tpu pads to --max_seq_length unless --length_buckets is given.
+    cli.define_pretraining_flags()
+    flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(use_tpu=True):
+        assert cli.pretraining_settings_from_flags(flags.FLAGS).length_buckets == "none"
+        flags.FLAGS["length_buckets"].parse("64,128")
+        assert cli.pretraining_settings_from_flags(flags.FLAGS).length_buckets == "64,128"
+    with flagsaver.flagsaver(use_tpu=False):
+        assert cli.pretraining_settings_from_flags(flags.FLAGS).length_buckets == "default"
+
+
 def test_a_list_flag_fills_a_tuple_field(monkeypatch):
     monkeypatch.syspath_prepend(ROOT)
     import run_classifier

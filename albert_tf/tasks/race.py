@@ -35,10 +35,10 @@ import tensorflow as tf
 from albert_tf import feature_cache
 from albert_tf import files
 from albert_tf import tokenization
+from albert_tf.settings import RACE_LEVELS as LEVELS
 from albert_tf.settings import RaceSettings  # noqa: F401 (re-exported)
 from albert_tf.tasks import TaskDataError
 
-LEVELS = ("middle", "high")      # the original reads middle school first
 SPLITS = ("train", "dev", "test")
 LABELS = ("A", "B", "C", "D")
 NUM_CHOICES = len(LABELS)
