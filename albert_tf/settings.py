@@ -14,6 +14,7 @@ declared with `option(..., flag=None)` is not a flag (the scripts derive it, e.g
 
 import dataclasses
 
+from albert_tf import bucketing
 from albert_tf import training
 
 
@@ -153,6 +154,10 @@ class PretrainingSettings:
     eval_poll_seconds: float = option(60.0, "An evaluation-only run waits this long between "
                                       "looks for a new checkpoint.", flag=None)
 
+    def __post_init__(self):
+        # A bad --length_buckets stops the run before anything is read or written.
+        bucketing.parse_buckets(self.length_buckets)
+
 
 @dataclasses.dataclass
 class FinetuningSettings:
@@ -199,6 +204,10 @@ class FinetuningSettings:
     group_by_length: bool = option(True, "Form each training batch from examples of one "
                                    "length bucket (same expected gradient, other batch "
                                    "order); false keeps the original batch order exactly.")
+
+    def __post_init__(self):
+        # A bad --length_buckets stops the run before anything is read or written.
+        bucketing.parse_buckets(self.length_buckets)
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ from absl import flags
 from absl.testing import flagsaver
 import pytest
 
+from albert_tf import bucketing
 from albert_tf import cli
 from albert_tf import settings
 
@@ -240,3 +241,15 @@ def test_helpshort_lists_every_flag_with_its_help(entry_point, monkeypatch):
                if f"--{name}:" not in listed and f"--[no]{name}:" not in listed]
     assert not missing
     assert flags.FLAGS["debug"].help in " ".join(listed.split())
+
+
+
+@pytest.mark.parametrize("settings_class, required", [
+    (settings.PretrainingSettings, {"input_file": "in", "output_dir": "out"}),
+    (settings.FinetuningSettings, {"output_dir": "out"})])
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "64,x"])
+def test_a_bad_length_buckets_value_is_refused_when_the_settings_are_built(
+        settings_class, required, value):
+    # So a run stops before any data is read or a feature file written.
+    with pytest.raises(bucketing.BucketError, match="--length_buckets"):
+        settings_class(**required, length_buckets=value)
