@@ -368,7 +368,8 @@ class FineTuner:
         loop = training_loop.TrainingLoop(
             self.make_trainer(task.per_example_loss), state,
             training_loop.Schedule(s.train_step, s.iterations_per_loop,
-                                   s.save_checkpoints_steps, s.log_steps),
+                                   s.save_checkpoints_steps, s.log_steps,
+                                   log_ends_call=True),
             summaries, s.train_batch_size, s.max_seq_length,
             task.flops_per_example(self.config, s.max_seq_length), s.mixed_precision,
             s.peak_tflops)

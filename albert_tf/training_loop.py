@@ -91,6 +91,8 @@ class Schedule:
       save_checkpoints_steps: a resumable checkpoint every this many steps, and at the end.
       log_steps: a progress line (and scalars) per this many steps, and at the end.
       export_every: also end a call at multiples of this (0: never), for `on_export`.
+      log_ends_call: also end a call at each multiple of `log_steps`, so that progress
+        lines appear as training runs (fine-tuning) rather than after each call.
     """
 
     total_steps: int
@@ -98,6 +100,7 @@ class Schedule:
     save_checkpoints_steps: int
     log_steps: int
     export_every: int = 0
+    log_ends_call: bool = False
 
 
 class TrainingLoop:
@@ -195,14 +198,15 @@ class TrainingLoop:
 
         # Each call into the compiled loop runs --iterations_per_loop steps (the original's
         # TPU loop), ending early only where a checkpoint or an export is due, so that those
-        # land on their exact steps. The loop returns every step's losses, which are logged
+        # land on their exact steps (and with `log_ends_call` where a progress line is). The loop returns every step's losses, which are logged
         # per --log_steps window afterwards, the window's time interpolated within the loop.
         progress.start(step)
         window = []
         last_saved = state.step_of(state.latest())
         while step < s.total_steps:
             stop = min(step + s.iterations_per_loop, s.total_steps,
-                       next_multiple(s.save_checkpoints_steps), next_multiple(s.export_every))
+                       next_multiple(s.save_checkpoints_steps), next_multiple(s.export_every),
+                       next_multiple(s.log_steps if s.log_ends_call else 0))
             started = time.perf_counter()
             try:
                 per_step = trainer.train_steps(iterator, stop - step)

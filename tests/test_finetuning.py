@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_tf import AlbertConfig, AlbertModel, checkpoints, finetuning
+from albert_tf import AlbertConfig, AlbertModel, checkpoints, finetuning, training
 from albert_tf.heads import AlbertClassifier
 from albert_tf.tasks import base
 
@@ -266,3 +266,21 @@ def test_settings_are_checked_before_anything_runs(tmp_path):
         finetuning.FineTuner(CONFIG, settings(tmp_path, warmup_step=-1), build_model)
     with pytest.raises(finetuning.training.SettingsError, match="--optimizer='sgd'"):
         finetuning.FineTuner(CONFIG, settings(tmp_path, optimizer="sgd"), build_model)
+
+
+def test_a_progress_line_is_written_as_its_step_is_reached(tmp_path, monkeypatch):
+    # Fine-tuning ends each call into the compiled loop at a --log_steps multiple (as well
+    # as at checkpoints), so progress shows while training runs, not after a long call.
+    calls = []
+    train_steps = training.Trainer.train_steps
+
+    def counted(trainer, iterator, num_steps):
+        calls.append(num_steps)
+        return train_steps(trainer, iterator, num_steps)
+
+    monkeypatch.setattr(training.Trainer, "train_steps", counted)
+    tuner = finetuning.FineTuner(CONFIG, settings(tmp_path, train_step=6, log_steps=3,
+                                                  save_checkpoints_steps=6,
+                                                  iterations_per_loop=1000), build_model)
+    tuner.train(Scripted())
+    assert calls == [3, 3]
