@@ -76,7 +76,8 @@ SHARED = {
     "length_buckets": ("default", "Lengths a batch is cut to when its longest example fits "
                        "(comma-separated, e.g. 64,128,256; 'default' is 64,128,256; 'none' "
                        "pads every batch to --max_seq_length as the original). The outputs "
-                       "are the same; padding costs nothing. See README, Length buckets."),
+                       "are the same at any padding; only the work done changes. See README, "
+                       "Length buckets."),
 }
 _NOT_FLAGS = {"use_one_hot_embeddings"}
 _CHOICES = {"mixed_precision": sorted(training.PRECISION_POLICIES)}
