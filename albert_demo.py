@@ -50,6 +50,10 @@ flags.DEFINE_bool("tfm_check", True,
                   "Pretrain tf-models-official's ALBERT with the same recipe and plot both "
                   "masked-LM curves (the tfm_check step; --notfm_check skips it, saving about "
                   "as long as pretraining itself).")
+flags.DEFINE_bool("tfm_bias_correction", False,
+                  "Run tf-models-official's LAMB as shipped, with Adam's bias correction, "
+                  "which the original's LAMB lacks (by default the check updates with the "
+                  "raw moments, as the original).")
 flags.DEFINE_integer("num_workers", 0,
                      "Processes for create_pretraining_data (0: all cores).")
 flags.DEFINE_bool("verbose", False, "Show the tools' own log lines too.")
@@ -93,6 +97,7 @@ def main(argv):
                 else demo.JobSettings.full())
     settings.num_workers = FLAGS.num_workers
     settings.tfm_check = FLAGS.tfm_check
+    settings.tfm_bias_correction = FLAGS.tfm_bias_correction
     run_dir = FLAGS.run_dir
     if run_dir is None and not FLAGS.fresh:
         run_dir = demo.find_run_dir(FLAGS.runs_root, settings)

@@ -6,7 +6,9 @@ It lives beside the benchmarks, outside the library, because tf-models-official 
 on tf_keras, which `albert_tf` itself never imports. The encoder, its masked-LM head
 (`models.BertPretrainerV2`) and the 2-way sentence-order layer are built as
 `bench_common.py` builds them; the recipe is the original's (losses, clipping at 1.0, LAMB
-with weight decay 0.01 skipped for LayerNorm/bias, linear warm-up then linear decay).
+with weight decay 0.01 skipped for LayerNorm/bias, linear warm-up then linear decay). Its
+LAMB divides the moments by 1 - beta^t (Adam's bias correction) where the original's does
+not; `bias_correction=False` (the main job's default) removes that one difference.
 """
 
 import importlib.util
@@ -48,7 +50,30 @@ def _original_schedule(learning_rate, num_train_steps, num_warmup_steps):
     return OriginalSchedule()
 
 
-def tfm_pretrain(config, input_files, heldout_files, settings, num_eval_batches, log_dir):
+def _lamb(bias_correction, **kwargs):
+    """tf-models-official's LAMB; with `bias_correction=False` its moments are used as the
+    original's LAMB uses them (ALBERT's lamb_optimizer.py: m / (sqrt(v) + epsilon), no
+    division by 1 - beta^t), everything else (trust ratio, weight decay, exclusions) its own."""
+    from official.modeling.optimization import lamb
+
+    if bias_correction:
+        return lamb.LAMB(**kwargs)
+
+    class LambWithoutBiasCorrection(lamb.LAMB):
+        def _prepare_local(self, var_device, var_dtype, apply_state):
+            import tensorflow as tf
+
+            super()._prepare_local(var_device, var_dtype, apply_state)
+            state = apply_state[(var_device, var_dtype)]
+            # m_hat = m / (1 - beta_1^t) becomes m / 1 (and the same for v).
+            state["beta_1_power"] = tf.zeros_like(state["beta_1_power"])
+            state["beta_2_power"] = tf.zeros_like(state["beta_2_power"])
+
+    return LambWithoutBiasCorrection(**kwargs)
+
+
+def tfm_pretrain(config, input_files, heldout_files, settings, num_eval_batches, log_dir,
+                 bias_correction=False):
     """Pretrains tf-models-official's ALBERT; returns figures and the logged curves.
 
     Args:
@@ -58,6 +83,8 @@ def tfm_pretrain(config, input_files, heldout_files, settings, num_eval_batches,
         log_steps, eval_batch_size).
       num_eval_batches: held-out batches evaluated at the end.
       log_dir: TensorBoard folder of the training scalars.
+      bias_correction: keep the Adam bias correction of tf-models-official's LAMB (as
+        shipped); False updates with the raw moments, as the original's LAMB does.
 
     Returns {"curves": {tag: [(step, mean over the window)]}, "heldout": {masked_lm_loss,
     masked_lm_accuracy}, "seconds_per_step": float}.
@@ -65,7 +92,6 @@ def tfm_pretrain(config, input_files, heldout_files, settings, num_eval_batches,
     import tensorflow as tf
     import tf_keras
     from official.modeling import tf_utils
-    from official.modeling.optimization import lamb
     from official.nlp.modeling import models
 
     from albert_tf import summaries
@@ -81,7 +107,8 @@ def tfm_pretrain(config, input_files, heldout_files, settings, num_eval_batches,
     sentence_order = tf_keras.layers.Dense(2, kernel_initializer=initializer,
                                            name="seq_relationship")
     sentence_order.build((None, config.hidden_size))
-    optimizer = lamb.LAMB(
+    optimizer = _lamb(
+        bias_correction,
         learning_rate=_original_schedule(s.learning_rate, s.num_train_steps,
                                          s.num_warmup_steps),
         weight_decay_rate=0.01, epsilon=1e-6,

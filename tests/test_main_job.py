@@ -307,6 +307,48 @@ def test_heldout_accuracy_in_report_is_recomputed_from_the_checkpoints(quick_run
     assert metrics["heldout_eval"]["final"]["examples"] == count
 
 
+def test_curve_verdict_says_when_neither_initialisation_learnt():
+    def table(pretrained, random):
+        return [{"init": init, "labels": n, "test_mean": mean}
+                for init, means in (("pretrained", pretrained), ("random", random))
+                for n, mean in zip((32, 2000), means)]
+
+    assert report_lib.curve_verdict(table((0.51, 0.49), (0.50, 0.52))).startswith(
+        "Neither initialisation learnt the task")
+    assert report_lib.curve_verdict(table((0.60, 0.80), (0.50, 0.79))).startswith(
+        "Pretraining helped at 32 labels")
+    assert report_lib.curve_verdict(table((0.50, 0.70), (0.50, 0.80))).startswith(
+        "Pretraining did not help")
+
+
+def test_pooled_spread_is_the_mean_distance_to_the_mean_over_its_norm():
+    class Pooled:
+        def __init__(self, vectors):
+            self.vectors = np.array(vectors, np.float32)
+
+        def __call__(self, inputs, training):
+            assert set(inputs) == {"input_ids", "input_mask", "segment_ids",
+                                   "masked_lm_positions"} and not training
+            return {"pooled_output": self.vectors}
+
+    batch = {k: np.zeros((2, 4), np.int32) for k in ("input_ids", "input_mask", "segment_ids",
+                                                     "masked_lm_positions", "masked_lm_ids")}
+    # Mean (2, 0), distances 1 and 1: 1 / 2.
+    assert steps.pooled_spread(Pooled([[1, 0], [3, 0]]), batch) == pytest.approx(0.5)
+    assert steps.pooled_spread(Pooled([[1, 2], [1, 2]]), batch) == 0.0
+
+
+def test_report_states_the_pooled_spread_before_and_after(quick_run):
+    _, run_dir, _, _ = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    init, final = (metrics["heldout_eval"][k]["pooled_spread"] for k in ("init", "final"))
+    assert init > 0 and final > 0
+    report = (run_dir / "report.md").read_text()
+    assert f"| spread of the pooled [CLS] vector over held-out inputs | {init:.4f} | " \
+           f"{final:.4f} |" in report
+    assert report_lib.spread_note(metrics["heldout_eval"]) in report
+
+
 def test_finetuning_test_accuracy_is_recomputed_from_predictions(quick_run):
     _, run_dir, _, _ = quick_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -571,3 +613,24 @@ def test_report_commands_run_as_typed(quick_run, tmp_path):
             result = subprocess.run(argv, cwd=demo.ROOT, env=env, capture_output=True,
                                     text=True, timeout=600)
             assert result.returncode == 0, (line, result.stderr[-2000:])
+
+
+@pytest.mark.parametrize("bias_correction", [False, True])
+def test_tfm_lamb_without_bias_correction_takes_the_original_first_step(bias_correction):
+    """One LAMB step on a variable excluded from weight decay and the trust ratio (a bias):
+    the original's update is lr * m / (sqrt(v) + eps) with m = 0.1 g, v = 0.001 g^2
+    (no division by 1 - beta^t), about 3.16 lr; with Adam's bias correction it is lr."""
+    import tf_keras
+
+    lamb = tfm_check._tfm_pretraining()._lamb(
+        bias_correction, learning_rate=0.01, weight_decay_rate=0.01, epsilon=1e-6,
+        exclude_from_weight_decay=["bias"])
+    variable = tf_keras.backend.variable(np.ones(3, np.float32), name="layer/bias")
+    gradient = tf.constant([0.5, -2.0, 1.0])
+    lamb.apply_gradients([(gradient, variable)])
+    g = gradient.numpy().astype(np.float64)
+    m, v = 0.1 * g, 0.001 * g * g
+    if bias_correction:
+        m, v = m / 0.1, v / 0.001
+    expected = 1.0 - 0.01 * m / (np.sqrt(v) + 1e-6)
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5)

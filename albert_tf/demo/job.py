@@ -70,28 +70,30 @@ class JobSettings:
     seed: int = 1
     train_batch_size: int = 64
     learning_rate: float = 5e-3
-    num_train_steps: int = 800
-    num_warmup_steps: int = 80
-    save_checkpoints_steps: int = 200
+    num_train_steps: int = 200
+    num_warmup_steps: int = 20
+    save_checkpoints_steps: int = 100
     log_steps: int = 20
     eval_batch_size: int = 64
     # Fine-tuning with run_classifier (its flags), from the pretrained weights.
     finetune_batch_size: int = 32
     finetune_learning_rate: float = 1e-4
-    finetune_steps: int = 300
-    finetune_warmup_steps: int = 30
+    finetune_steps: int = 100
+    finetune_warmup_steps: int = 10
     finetune_checkpoint_steps: int = 50
     finetune_log_steps: int = 10
-    # The tf-models-official check: the same pretraining recipe for as many steps.
+    # The tf-models-official check: the same pretraining recipe for as many steps. Its LAMB
+    # keeps Adam's bias correction (which the original's lacks) only if asked.
     tfm_check: bool = True
+    tfm_bias_correction: bool = False
     # The label-efficiency curve (see label_efficiency.py): a fine-tuning run per label
     # budget, seed and initialisation, `curve_steps` AdamW steps of `curve_batch_size` each.
     curve_task_dir: str = "data/tasks/word_order"
     curve_budgets: tuple = (32, 128, 512, 0)    # labelled training examples (0: all)
     curve_seeds: tuple = (1, 2, 3)
-    curve_steps: int = 100
-    curve_warmup_steps: int = 10
-    curve_batch_size: int = 32
+    curve_steps: int = 60
+    curve_warmup_steps: int = 6
+    curve_batch_size: int = 16
     curve_learning_rate: float = 1e-4
 
     @classmethod

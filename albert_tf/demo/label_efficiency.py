@@ -33,6 +33,7 @@ from albert_tf.demo.task_data import (TASK_LABELS, TASK_NAME, WORD_ORDER_LABELS,
 INITS = ("pretrained", "random")
 _CHECKPOINT_OF = {"pretrained": "final_checkpoint", "random": "init_checkpoint"}
 EVAL_BATCH_SIZE = 100
+FEATURES = ("input_ids", "input_mask", "segment_ids")
 
 
 def budget_subset(labels, budget, seed):
@@ -121,7 +122,11 @@ class CurveRunner:
         self._keras = keras
         model, optimizer = self.model, self.optimizer
 
-        @tf.function
+        # Batches are cut to their longest real sequence (`cut_batch`), so the steps take
+        # any length; the outputs do not depend on it (the attention mask hides padding).
+        signature = {k: tf.TensorSpec([None, None], tf.int32) for k in FEATURES}
+
+        @tf.function(input_signature=[signature, tf.TensorSpec([None], tf.int32)])
         def train_step(features, labels):
             with tf.GradientTape() as tape:
                 logits = model(features, training=True)["logits"]
@@ -131,7 +136,7 @@ class CurveRunner:
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
-        @tf.function
+        @tf.function(input_signature=[signature])
         def predict_step(features):
             return tf.argmax(model(features, training=False)["logits"], -1, output_type=tf.int32)
 
@@ -154,26 +159,31 @@ class CurveRunner:
         """Runs one step per batch of row indices; returns the losses (floats)."""
         import tensorflow as tf
 
-        losses = []
-        for rows in batches:
-            batch = {k: tf.constant(v[rows]) for k, v in features.items()}
-            losses.append(self.train_step(batch, tf.constant(labels[rows])))
+        losses = [self.train_step(cut_batch(features, rows), tf.constant(labels[rows]))
+                  for rows in batches]
         return [float(loss) for loss in losses]
 
     def accuracy(self, features, labels):
-        """Accuracy of the current weights, in fixed-size batches (one traced shape)."""
+        """Accuracy of the current weights: rows in batches of `EVAL_BATCH_SIZE` taken in
+        order of length, each cut to its longest row (every row scored once)."""
         import numpy as np
-        import tensorflow as tf
 
-        count = len(labels)
-        padded = -(-count // EVAL_BATCH_SIZE) * EVAL_BATCH_SIZE
-        predictions = []
-        for start in range(0, padded, EVAL_BATCH_SIZE):
-            rows = np.arange(start, start + EVAL_BATCH_SIZE) % count
-            batch = {k: tf.constant(v[rows]) for k, v in features.items()}
-            predictions.append(self.predict_step(batch).numpy())
-        predicted = np.concatenate(predictions)[:count]
+        order = np.argsort(features["input_mask"].sum(1), kind="stable")
+        predicted = np.empty(len(labels), np.int32)
+        for start in range(0, len(order), EVAL_BATCH_SIZE):
+            rows = order[start:start + EVAL_BATCH_SIZE]
+            predicted[rows] = self.predict_step(cut_batch(features, rows)).numpy()
         return float(np.mean(predicted == labels))
+
+
+def cut_batch(features, rows):
+    """{name: int32 tensor [len(rows), L]}: the rows' features cut to their longest real
+    sequence L (from `input_mask`), rounded up to a multiple of 8."""
+    import tensorflow as tf
+
+    length = int(features["input_mask"][rows].sum(1).max())
+    length = min(-(-length // 8) * 8, features["input_mask"].shape[1])
+    return {k: tf.constant(features[k][rows, :length]) for k in FEATURES}
 
 
 def encode_task(tokenizer, sentences, max_seq_length):
@@ -183,8 +193,7 @@ def encode_task(tokenizer, sentences, max_seq_length):
     from albert_tf.tokenization import encode_inputs
 
     rows = [encode_inputs(tokenizer, text, None, max_seq_length) for text in sentences]
-    return {key: np.array([r[key] for r in rows], np.int32)
-            for key in ("input_ids", "input_mask", "segment_ids")}
+    return {key: np.array([r[key] for r in rows], np.int32) for key in FEATURES}
 
 
 def network_curve(job, task_dir, labels_of_task, log):

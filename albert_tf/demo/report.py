@@ -23,6 +23,8 @@ SECTIONS = ("Results", "Label efficiency", "Fill the mask", "Pretraining against
             "tf-models-official", "What ran", "The commands of each step", "Serving")
 # A difference in mean test accuracy below this is reported as no clear difference.
 CLEAR_DIFFERENCE = 0.02
+# Mean test accuracies closer than this to chance are "not learnt".
+CHANCE_BAND = 0.03
 
 
 def _pct(value):
@@ -140,8 +142,27 @@ def step_report(job):
             "summary": shown(job.run_dir / "report.md")}
 
 
-def curve_verdict(table):
-    """One paragraph: what the curve says about pretraining, with its numbers."""
+# The pooled [CLS] vector "collapsed" when pretraining shrank its spread over inputs by this.
+COLLAPSE_FACTOR = 4
+
+
+def spread_note(ev):
+    """One paragraph on how much the pooled [CLS] vector depends on the input, before and
+    after pretraining (`steps.pooled_spread`: mean distance to the mean over its norm)."""
+    init, final = ev["init"]["pooled_spread"], ev["final"]["pooled_spread"]
+    head = (f"The pooled [CLS] vector, what a classifier reads, varies over held-out inputs "
+            f"by {final:.4f} of its norm after pretraining against {init:.4f} at "
+            "initialisation (mean distance to the mean vector over its norm).")
+    if final * COLLAPSE_FACTOR <= init:
+        return (f"{head} Pretraining made it {init / max(final, 1e-12):.0f} times more alike "
+                "across inputs: nearly the same vector for every sentence, so fine-tuning "
+                "must first undo that before a classifier can separate anything.")
+    return head
+
+
+def curve_verdict(table, chance=0.5):
+    """One paragraph: what the curve says about pretraining, with its numbers (`chance`:
+    the accuracy of guessing on the task's balanced test set)."""
     by = {(p["init"], p["labels"]): p for p in table}
     budgets = sorted({p["labels"] for p in table})
     gains = {n: by["pretrained", n]["test_mean"] - by["random", n]["test_mean"]
@@ -151,7 +172,12 @@ def curve_verdict(table):
              f"({100 * gains[n]:+.1f} points)" for n in budgets]
     helped = [n for n in budgets if gains[n] >= CLEAR_DIFFERENCE]
     hurt = [n for n in budgets if gains[n] <= -CLEAR_DIFFERENCE]
-    if helped and not hurt:
+    if all(abs(p["test_mean"] - chance) < CHANCE_BAND for p in table):
+        head = (f"Neither initialisation learnt the task within the curve's fine-tuning "
+                f"recipe: every mean test accuracy is within {100 * CHANCE_BAND:.0f} points "
+                f"of chance ({_pct(chance)}), so at this scale the curve cannot tell what "
+                "pretraining buys.")
+    elif helped and not hurt:
         head = (f"Pretraining helped at {', '.join(map(str, helped))} labels (mean test "
                 "accuracy over seeds at least "
                 f"{100 * CLEAR_DIFFERENCE:.0f} points above the same model from its initial "
@@ -234,6 +260,8 @@ def render_report(job, manifests, metrics):
         f"{ev['final']['masked_lm_loss']:.3f} |",
         f"| held-out sentence-order accuracy | {_pct(ev['init']['sentence_order_accuracy'])} | "
         f"{_pct(ev['final']['sentence_order_accuracy'])} |",
+        f"| spread of the pooled [CLS] vector over held-out inputs | "
+        f"{ev['init']['pooled_spread']:.4f} | {ev['final']['pooled_spread']:.4f} |",
         "",
         f"Predicting token frequencies alone (the unigram distribution of the training "
         f"records' masked tokens) gives a held-out masked-LM loss of "
@@ -241,6 +269,8 @@ def render_report(job, manifests, metrics):
         f"piece, {_pct(ev['unigram']['heldout_most_frequent_accuracy'])} accuracy: a "
         "pretrained model near these figures has learnt frequencies, not yet how to use the "
         "context.",
+        "",
+        spread_note(ev),
         "",
         curve_verdict(table),
         "",
@@ -348,9 +378,14 @@ def _tfm_lines(metrics, s):
         f"| held-out masked-LM accuracy | {_pct(ev['masked_lm_accuracy'])} | "
         f"{_pct(tfm['heldout']['masked_lm_accuracy'])} |",
         "",
-        tfm_verdict(check) + " Differences in the check itself: tf-models-official's LAMB "
-        "applies Adam's bias correction (the original's does not) and it starts from its "
-        "own random weights.",
+        tfm_verdict(check) + " Differences in the check itself: it starts from its own "
+        "random weights, and " + (
+            "its LAMB applies Adam's bias correction, as shipped (--tfm_bias_correction); "
+            "the original's does not, and at this length that alone slows its descent (README)."
+            if tfm.get("bias_correction") else
+            "its LAMB ran without Adam's bias correction, as the original's LAMB (as shipped "
+            "it divides the moments by 1 - beta^t, which at this length alone slows its "
+            "descent; --tfm_bias_correction runs it so)."),
         "",
     ]
 

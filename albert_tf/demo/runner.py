@@ -28,8 +28,8 @@ STEP_FUNCTIONS = {"spm": steps.step_spm, "data": steps.step_data,
 
 # Seconds each step of the full preset took on two otherwise idle CPU cores (README); the
 # ETA scales them by how fast the finished steps ran on this machine.
-EXPECTED_SECONDS = {"spm": 5, "data": 15, "pretrain": 350, "tfm_check": 450, "eval": 15,
-                    "export": 20, "finetune": 100, "curve": 300, "report": 5}
+EXPECTED_SECONDS = {"spm": 2, "data": 2, "pretrain": 127, "tfm_check": 210, "eval": 13,
+                    "export": 20, "finetune": 63, "curve": 172, "report": 2}
 
 
 def _expected(settings, step):

@@ -198,6 +198,19 @@ def read_scalars(folder):
 # =========================================================================================
 
 
+def pooled_spread(model, batch):
+    """How much the pooled [CLS] vector depends on the input: over the examples of `batch`,
+    the mean distance to their mean vector divided by the norm of that mean (0: the same
+    vector for every input, which no classifier on top can tell apart)."""
+    import numpy as np
+
+    inputs = {k: batch[k] for k in ("input_ids", "input_mask", "segment_ids",
+                                    "masked_lm_positions")}
+    pooled = np.asarray(model(inputs, training=False)["pooled_output"], np.float64)
+    center = pooled.mean(0)
+    return float(np.linalg.norm(pooled - center, axis=1).mean() / np.linalg.norm(center))
+
+
 def heldout_evaluation(job, checkpoint, files, num_batches):
     """The original's pretraining eval metrics of `checkpoint` on the held-out records.
 
@@ -229,6 +242,7 @@ def heldout_evaluation(job, checkpoint, files, num_batches):
                for batch in labels.take(num_batches))
     results["examples"] = examples
     results["sentence_order_majority_baseline"] = max(ones, examples - ones) / examples
+    results["pooled_spread"] = pooled_spread(model, next(iter(labels)))
     return results
 
 
@@ -280,7 +294,8 @@ def step_eval(job):
         results = heldout_evaluation(job, checkpoint, files, num_batches)
         job.log(f"  held-out, {'at initialisation' if name == 'init' else 'pretrained'}: "
                 f"masked-LM accuracy {results['masked_lm_accuracy']:.4f}, sentence-order "
-                f"accuracy {results['sentence_order_accuracy']:.4f}")
+                f"accuracy {results['sentence_order_accuracy']:.4f}, pooled [CLS] spread "
+                f"{results['pooled_spread']:.4f}")
         figures[name] = results
     figures["unigram"] = unigram_reference(
         job, resolve_input_files(str(repo_path(data["files"]["train"]))), files, num_batches)
