@@ -50,6 +50,11 @@ flags.DEFINE_bool("tfm_check", True,
                   "Pretrain tf-models-official's ALBERT with the same recipe and plot both "
                   "masked-LM curves (the tfm_check step; --notfm_check skips it, saving about "
                   "as long as pretraining itself).")
+flags.DEFINE_list("set", [],
+                  "Change settings of the preset, name=value[,name=value...] (the fields of "
+                  "albert_tf.demo.JobSettings), e.g. num_train_steps=800,curve_steps=300 "
+                  "for a longer run; tuples take values separated by ':' "
+                  "(curve_budgets=32:512:0). Runs with other settings get their own folder.")
 flags.DEFINE_bool("tfm_bias_correction", False,
                   "Run tf-models-official's LAMB as shipped, with Adam's bias correction, "
                   "which the original's LAMB lacks (by default the check updates with the "
@@ -98,6 +103,11 @@ def main(argv):
     settings.num_workers = FLAGS.num_workers
     settings.tfm_check = FLAGS.tfm_check
     settings.tfm_bias_correction = FLAGS.tfm_bias_correction
+    try:
+        settings = settings.with_overrides(FLAGS.set)
+    except ValueError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        sys.exit(1)
     run_dir = FLAGS.run_dir
     if run_dir is None and not FLAGS.fresh:
         run_dir = demo.find_run_dir(FLAGS.runs_root, settings)

@@ -634,3 +634,21 @@ def test_tfm_lamb_without_bias_correction_takes_the_original_first_step(bias_cor
         m, v = m / 0.1, v / 0.001
     expected = 1.0 - 0.01 * m / (np.sqrt(v) + 1e-6)
     np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5)
+
+
+def test_settings_overrides_read_each_field_as_its_type():
+    base = demo.JobSettings.full()
+    changed = base.with_overrides(["num_train_steps=800", "curve_learning_rate=3e-4",
+                                   "tfm_check=false", "curve_budgets=32:0",
+                                   "task_dir=data/tasks/word_order"])
+    assert (changed.num_train_steps, changed.curve_learning_rate, changed.tfm_check,
+            changed.curve_budgets, changed.task_dir) == (800, 3e-4, False, (32, 0),
+                                                         "data/tasks/word_order")
+    assert changed.fingerprint() != base.fingerprint()
+    assert base.num_train_steps == demo.JobSettings.full().num_train_steps
+    for bad, words in (("num_train_step=800", "expected name=value"),
+                       ("num_train_steps", "expected name=value"),
+                       ("num_train_steps=many", "'many' does not read as int"),
+                       ("tfm_check=maybe", "does not read as bool")):
+        with pytest.raises(ValueError, match=words):
+            base.with_overrides([bad])

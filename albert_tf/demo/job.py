@@ -111,6 +111,38 @@ class JobSettings:
                    finetune_log_steps=3, curve_budgets=(16, 0), curve_seeds=(1, 2),
                    curve_steps=6, curve_warmup_steps=1, curve_batch_size=8)
 
+    def with_overrides(self, assignments):
+        """A copy with fields changed by "name=value" strings (flag `--set`), each value
+        read as the field's type: ints, floats, true/false, text, or a list of ints
+        separated by ":" for tuples (e.g. "curve_budgets=32:512:0").
+
+        Raises ValueError naming the assignment when the name is not a field or the value
+        does not read as its type.
+        """
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes = {}
+        for assignment in assignments:
+            name, sep, text = assignment.partition("=")
+            name = name.strip()
+            if not sep or name not in fields:
+                raise ValueError(f"--set={assignment!r}: expected name=value with a name of "
+                                 f"{', '.join(sorted(fields))}.")
+            default = getattr(self, name)
+            try:
+                if isinstance(default, bool):
+                    if text.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(text)
+                    value = text.lower() in ("true", "1")
+                elif isinstance(default, tuple):
+                    value = tuple(int(part) for part in text.split(":"))
+                else:
+                    value = type(default)(text)
+            except ValueError:
+                raise ValueError(f"--set={assignment!r}: {text!r} does not read as "
+                                 f"{type(default).__name__}.") from None
+            changes[name] = value
+        return dataclasses.replace(self, **changes)
+
     @property
     def curve_runs(self):
         """Fine-tuning runs of the label-efficiency curve: budgets x seeds x 2 inits."""
