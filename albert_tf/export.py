@@ -69,7 +69,7 @@ in-graph tokenizer (`encode`, `encode_pair`).
 
 Assets (under `assets/`): the SentencePiece `.model` (and its `.vocab` when next to it),
 `albert_config.json`, and `export_info.json` (head, do_lower_case, max_seq_length, labels,
-signatures).
+signatures, length_buckets).
 
 Differences from the original TF-Hub module: `mlm_logits` is [B, M, V], not flattened to
 [B * M, V] (so that every output has the batch first, as TensorFlow Serving's row format
@@ -101,6 +101,7 @@ import time
 
 import tensorflow as tf
 
+from albert_tf import bucketing
 from albert_tf import checkpoints as checkpoints_lib
 from albert_tf import files
 from albert_tf.config import AlbertConfig
@@ -109,7 +110,8 @@ from albert_tf.errors import UserError
 # albert_tf.export's too.
 from albert_tf.export_rest import rest_predict  # noqa: F401
 from albert_tf.export_serving import (FEATURE_HEADS, TOKEN_INPUTS,  # noqa: F401
-                                      AlbertServingModule, ExportError, head_of)
+                                      AlbertServingModule, ExportError, head_of,
+                                      parse_length_buckets)
 from albert_tf.heads import AlbertClassifier, AlbertPretrainer
 from albert_tf.in_graph_tokenization import InGraphTokenizer
 from albert_tf.modeling import AlbertModel
@@ -243,7 +245,8 @@ def _staging_dir(target):
 
 def export_saved_model(model, export_dir, spm_model_file, do_lower_case=True,
                        max_seq_length=128, head=None, labels=None, text_pair=False,
-                       versioned=False, overwrite=False, threshold=None):
+                       versioned=False, overwrite=False, threshold=None,
+                       length_buckets="default"):
     """Writes a SavedModel of `model` with the signatures of its head (module docstring).
 
     Args:
@@ -265,6 +268,12 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case=True,
       overwrite: replace a non-empty `export_dir` (otherwise an error).
       threshold: a classifier's decision threshold, added as the constant output
         `threshold` (None or NaN: none).
+      length_buckets: what the text signatures cut a request to: the smallest of these
+        lengths that holds its longest text (a `--length_buckets` value: "default" is
+        64,128,256 below `max_seq_length`; "none" always `max_seq_length`, as the original;
+        or comma-separated lengths, or a sequence of ints). The outputs do not change, only
+        the work done. The lengths, ending with `max_seq_length`, are recorded in
+        `export_info.json` as `length_buckets`.
 
     Returns the folder written. The SavedModel is written into a hidden temporary folder
     beside the target, which then replaces the target (`files.replace_dir`: a rename on a
@@ -274,9 +283,13 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case=True,
     Raises:
       ExportError: the head, max_seq_length or SentencePiece model do not fit the model, or
         the target is not empty and `overwrite` is False.
+      BucketError: `length_buckets` is not 'default', 'none' or positive lengths (raised
+        before anything is written).
       FileNotFoundError / MissingTokenError: the SentencePiece model is missing or lacks
         [CLS], [SEP] or ",".
     """
+    # A bad --length_buckets stops the export before anything is written.
+    buckets = parse_length_buckets(length_buckets)
     actual = head_of(model)
     if head is not None and head != actual:
         raise ExportError(f"head={head!r}, but the model is a {type(model).__name__} (head "
@@ -302,7 +315,8 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case=True,
     with _staging_dir(target) as staging, files.replace_dir(target) as tmp:
         module = AlbertServingModule(model, tokenizer, [spm_model_file] if spm_model_file
                                      else [], do_lower_case, labels, threshold,
-                                     max_seq_length=int(max_seq_length))
+                                     max_seq_length=int(max_seq_length),
+                                     length_buckets=buckets)
         signatures = module.signatures(text_pair=text_pair)
         info = {
             "head": module.head,
@@ -315,6 +329,7 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case=True,
             "signatures": sorted(signatures),
             "threshold": module.threshold,
             "spm_model_file": spm_model_file and files.basename(spm_model_file),
+            "length_buckets": list(bucketing.bucket_lengths(max_seq_length, buckets)),
         }
         config_file = files.join(staging, "albert_config.json")
         files.write_text(config_file, config.to_json_string())
@@ -440,7 +455,7 @@ def export(albert_config_file, init_checkpoint, export_dir, spm_model_file=None,
            do_lower_case=True, head="auto", format="saved_model", max_seq_length=128,
            labels=None, text_pair=False, versioned=False, overwrite=False,
            checkpoint_name=DEFAULT_CHECKPOINT_NAME, random_init=False, seed=None,
-           num_labels=None):
+           num_labels=None, length_buckets="default"):
     """Loads a checkpoint and exports it (what `python -m albert_tf.export` does).
 
     `head="auto"` takes the head the checkpoint holds (`checkpoint_head`). With
@@ -448,12 +463,22 @@ def export(albert_config_file, init_checkpoint, export_dir, spm_model_file=None,
     seeded by `seed`: a reproducible starting point in the original format (e.g. the
     `--init_checkpoint` of a pretraining run that should start from known weights).
 
+    `length_buckets` is what a SavedModel's text signatures cut a request to
+    (`export_saved_model`: "default", "none" or comma-separated lengths); it is checked
+    before the checkpoint is read, and unused by `format="checkpoint"`. The other arguments
+    are those of `export_saved_model` / `export_checkpoint` and the flags' (`_options`).
+
     Returns the SavedModel folder or the checkpoint prefix written.
+
+    Raises:
+      BucketError: a bad `length_buckets` (before anything is read or written).
     """
     import keras
 
     if format not in FORMATS:
         raise ExportError(f"Unknown format {format!r}; expected one of {FORMATS}.")
+    if format == "saved_model":
+        parse_length_buckets(length_buckets)   # a bad value stops before any work
     if bool(init_checkpoint) == bool(random_init):
         raise ExportError("Give exactly one of --init_checkpoint (the weights to export) and "
                           "--random_init (freshly initialised weights).")
@@ -473,7 +498,8 @@ def export(albert_config_file, init_checkpoint, export_dir, spm_model_file=None,
                                  global_step=step, overwrite=overwrite)
     return export_saved_model(model, export_dir, spm_model_file, do_lower_case,
                               max_seq_length=max_seq_length, head=head, labels=labels,
-                              text_pair=text_pair, versioned=versioned, overwrite=overwrite)
+                              text_pair=text_pair, versioned=versioned, overwrite=overwrite,
+                              length_buckets=length_buckets)
 
 
 # =========================================================================================
@@ -503,6 +529,10 @@ def _options():
                    "checkpoint holds.", choices=("auto", *HEADS)),
         cli.Option("max_seq_length", 128, "Row length of the text signatures' packed inputs.",
                    int),
+        cli.Option("length_buckets", "default", "What the text signatures cut a request to: "
+                   "the smallest of these lengths that holds its longest text ('default': "
+                   "64,128,256 below --max_seq_length; 'none': always --max_seq_length, as the "
+                   "original). The outputs do not change, only the work done."),
         cli.Option("labels", None, "Class names of a classifier, in id order (optional).",
                    list),
         cli.Option("text_pair", False,

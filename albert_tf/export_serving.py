@@ -61,13 +61,38 @@ def _text_spec(name):
     return tf.TensorSpec([None], tf.string, name=name)
 
 
-def _cut_to_bucket(features):
+def parse_length_buckets(length_buckets):
+    """A `--length_buckets` value -> the tuple of candidate lengths (() means no cutting).
+
+    Args:
+      length_buckets: a flag value ("default", "none", "64,128,256"; `bucketing.parse_buckets`)
+        or a sequence of positive ints (empty: no cutting).
+
+    Raises:
+      BucketError: a value that is not a positive integer (the message names
+        `--length_buckets`).
+    """
+    if not isinstance(length_buckets, str):
+        length_buckets = ",".join(str(length) for length in length_buckets) or "none"
+    return bucketing.parse_buckets(length_buckets)
+
+
+def _cut_to_bucket(features, buckets):
     """Packed text features [B, T] cut to the length bucket of the request's longest text
-    (`albert_tf.bucketing`): a batch of short texts does not compute T positions."""
+    (`albert_tf.bucketing`): a batch of short texts does not compute T positions.
+
+    Args:
+      features: `input_ids`, `input_mask`, `segment_ids` [B, T] (T static, else uncut).
+      buckets: candidate lengths from `parse_length_buckets` (() means no cutting); those below
+        T, then T, are the lengths a request may be cut to (`bucketing.bucket_lengths`).
+
+    Returns the features with their last axis cut to the smallest of those lengths that
+    holds the longest real row (from `input_mask`); other entries unchanged.
+    """
     length = features["input_ids"].shape[-1]
     if length is None:
         return features
-    return bucketing.trim_to_bucket(features, bucketing.bucket_lengths(length))
+    return bucketing.trim_to_bucket(features, bucketing.bucket_lengths(length, buckets))
 
 
 def _float32(outputs, keys):
@@ -88,6 +113,12 @@ class AlbertServingModule(tf.Module):
       threshold: a classifier's decision threshold, returned as a constant output.
       max_seq_length: the feature heads' row length T (their inputs are [B, T], RACE's
         [B, C, T]).
+      length_buckets: the lengths the text signatures cut a request to (the smallest that
+        holds its longest text; the packed length is always the last): a `--length_buckets`
+        flag value ("default": `bucketing.DEFAULT_BUCKETS`; "none": no cutting, every
+        request runs at the packed length, as the original; "32,128": those) or a sequence
+        of ints. The outputs do not change, only the work done. Feature heads' inputs are
+        not cut.
 
     The functions (each takes one dict; see `albert_tf.export`'s docstring): text heads
     `tokens`, `tokens_training`, `text`, for head "mlm" `mlm` and `sop`, and
@@ -95,10 +126,11 @@ class AlbertServingModule(tf.Module):
 
     Raises:
       ExportError: `labels` do not match a classifier's outputs.
+      BucketError: `length_buckets` is not a flag value or positive lengths.
     """
 
     def __init__(self, model, tokenizer, asset_files, do_lower_case, labels=None,
-                 threshold=None, max_seq_length=None):
+                 threshold=None, max_seq_length=None, length_buckets="default"):
         super().__init__(name="albert_serving")
         self.head = head_of(model)
         self.model = model
@@ -107,6 +139,7 @@ class AlbertServingModule(tf.Module):
         # only through it would be "untracked" captures.
         self.model_variables = list(model.variables)
         self.tokenizer = tokenizer
+        self._length_buckets = parse_length_buckets(length_buckets)
         self.assets = [tf.saved_model.Asset(path) for path in asset_files]
         self._do_lower_case = bool(do_lower_case)
         num_labels = getattr(model, "num_labels", None)
@@ -147,6 +180,12 @@ class AlbertServingModule(tf.Module):
                 autograph=False)
         self.tokenization_info = tf.function(self._tokenization_info, input_signature=[],
                                              autograph=False)
+
+    @property
+    def length_buckets(self):
+        """The candidate lengths the text signatures cut a request to (tuple of ints; ()
+        means no cutting; `bucketing.bucket_lengths(T, ...)` adds the packed length T)."""
+        return tuple(self._length_buckets)
 
     @property
     def threshold(self):
@@ -211,7 +250,7 @@ class AlbertServingModule(tf.Module):
 
     def _text(self, text_a, text_b=None):
         features = self.tokenizer(text_a, text_b)
-        result = dict(self.tokens(_cut_to_bucket(features)))
+        result = dict(self.tokens(_cut_to_bucket(features, self.length_buckets)))
         if "sequence_output" in result:
             # Back to the packed length; positions past the batch's bucket are padding.
             cut = tf.shape(result["sequence_output"])[1]

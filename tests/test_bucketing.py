@@ -207,3 +207,38 @@ def test_text_signature_cuts_short_requests_and_keeps_the_outputs(tmp_path, fixt
     np.testing.assert_allclose(got["sequence_output"][:, :64], full["sequence_output"][:, :64],
                                atol=1e-5)
     np.testing.assert_array_equal(got["sequence_output"][:, 64:], 0.0)   # cut to 64
+
+
+def test_text_requests_are_cut_to_the_export_s_length_buckets():
+    from albert_tf.export_serving import _cut_to_bucket, parse_length_buckets
+    features = {k: tf.constant(v) for k, v in padded((20, 7), 512).items()}
+    for value, want in (("default", 64), ("none", 512), ("32,128", 32), ((32, 128), 32),
+                        ((), 512)):
+        cut = _cut_to_bucket(features, parse_length_buckets(value))
+        assert {k: v.shape for k, v in cut.items()} == {k: (2, want) for k in features}, value
+        np.testing.assert_array_equal(cut["input_ids"], features["input_ids"][:, :want])
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "64,-1"])
+def test_export_with_bad_length_buckets_writes_nothing(tmp_path, value):
+    from albert_tf import export
+    from albert_tf.modeling import AlbertModel
+    target = tmp_path / "export"
+    with pytest.raises(bucketing.BucketError, match="--length_buckets"):
+        export.export_saved_model(AlbertModel(CONFIG), str(target), "missing.model",
+                                  max_seq_length=64, length_buckets=value, versioned=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_records_its_length_buckets(tmp_path, fixtures_dir):
+    import json
+    from albert_tf import export
+    from albert_tf.modeling import AlbertModel
+    config = AlbertConfig(vocab_size=1000, embedding_size=8, hidden_size=16,
+                          num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                          max_position_embeddings=64)
+    spm = str(fixtures_dir / "original_tokenizer" / "spm1k.model")
+    folder = export.export_saved_model(AlbertModel(config), str(tmp_path / "export"), spm,
+                                       max_seq_length=64, length_buckets="none")
+    info = json.loads((tmp_path / "export" / "assets" / export.EXPORT_INFO).read_text())
+    assert folder == str(tmp_path / "export") and info["length_buckets"] == [64]

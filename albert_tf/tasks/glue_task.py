@@ -321,7 +321,8 @@ class ClassifierTask(base.Task):
                 tuner.model, c.export_dir, c.spm_model_file, c.do_lower_case,
                 s.max_seq_length, head="classifier",
                 labels=None if task.is_regression else task.labels,
-                text_pair=task.is_pair, versioned=True, threshold=c.threshold_to_export)
+                text_pair=task.is_pair, versioned=True, threshold=c.threshold_to_export,
+                length_buckets=s.length_buckets)
         return outcome
 
 
