@@ -106,7 +106,7 @@ EXPECTED = {
          "init_checkpoint": None, "spm_model_file": None, "export_dir": None,
          "format": "saved_model", "head": "auto", "max_seq_length": 128, "labels": None,
          "text_pair": False, "versioned": False, "overwrite": False, "random_init": False,
-         "seed": None, "num_labels": None},
+         "seed": None, "num_labels": None, "length_buckets": "default"},
         set()),
     # No original script: the original README trains SentencePiece with spm_train.
     "albert_tf.convert": (
