@@ -162,12 +162,13 @@ def tfm_pretrain(config, input_files, heldout_files, settings, num_eval_batches,
             means = {k: sum(float(w[k]) for w in window) / len(window) for k in window[0]}
             for key, value in means.items():
                 curves.setdefault(key, []).append((step, value))
-            meter.log(step, means, float(optimizer.learning_rate(step)))
+            # The learning rate of the update just taken (at optimizer step `step - 1`).
+            meter.log(step, means, float(optimizer.learning_rate(step - 1)))
             window = []
     seconds_per_step = (time.perf_counter() - begin) / s.num_train_steps
     writer.flush()
 
-    evaluate = tf.function(lambda batch: forward(batch, False))
+    evaluate = tf.function(lambda batch: forward(batch, False), autograph=False)
     heldout = pretraining_dataset(heldout_files, s.eval_batch_size, s.max_seq_length,
                                   s.max_predictions_per_seq, is_training=False)
     loss_sum = correct = weight = 0.0

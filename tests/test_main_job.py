@@ -344,8 +344,8 @@ def test_report_states_the_pooled_spread_before_and_after(quick_run):
     init, final = (metrics["heldout_eval"][k]["pooled_spread"] for k in ("init", "final"))
     assert init > 0 and final > 0
     report = (run_dir / "report.md").read_text()
-    assert f"| spread of the pooled [CLS] vector over held-out inputs | {init:.4f} | " \
-           f"{final:.4f} |" in report
+    assert f"| spread of the pooled [CLS] vector over held-out inputs | {init:.3g} | " \
+           f"{final:.3g} |" in report
     assert report_lib.spread_note(metrics["heldout_eval"]) in report
 
 
@@ -646,9 +646,35 @@ def test_settings_overrides_read_each_field_as_its_type():
                                                          "data/tasks/word_order")
     assert changed.fingerprint() != base.fingerprint()
     assert base.num_train_steps == demo.JobSettings.full().num_train_steps
-    for bad, words in (("num_train_step=800", "expected name=value"),
-                       ("num_train_steps", "expected name=value"),
+    for bad, words in (("num_train_step=800", "unknown setting 'num_train_step'"),
+                       ("num_train_steps", "expected num_train_steps=value"),
                        ("num_train_steps=many", "'many' does not read as int"),
-                       ("tfm_check=maybe", "does not read as bool")):
+                       ("tfm_check=maybe", "does not read as bool"),
+                       ("curve_budgets=a:b", "integers separated by ':'")):
         with pytest.raises(ValueError, match=words):
             base.with_overrides([bad])
+
+
+@pytest.mark.parametrize("assignment, words", [
+    ("curve_steps=0", "curve_steps=0: expected a number > 0"),
+    ("curve_batch_size=-1", "curve_batch_size=-1: expected a number > 0"),
+    ("num_warmup_steps=300", "num_warmup_steps=300: expected 0 to num_train_steps"),
+    ("masked_lm_prob=1.5", "masked_lm_prob=1.5: expected between 0 and 1"),
+    ("curve_budgets=32:-1", "curve_budgets=.*expected one or more label counts"),
+])
+def test_settings_out_of_range_stop_the_job_before_any_folder(tmp_path, assignment, words):
+    settings = demo.JobSettings.full().with_overrides([assignment])
+    with pytest.raises(ValueError, match=words):
+        demo.run_job(settings, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_of_other_settings_is_refused_and_left_alone(quick_run):
+    settings, run_dir, _, _ = quick_run
+    job_json = (run_dir / "job.json").read_text()
+    other = settings.with_overrides(["curve_steps=3"])
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        demo.run_job(other, run_dir, steps=["curve"])
+    assert (run_dir / "job.json").read_text() == job_json
+    with pytest.raises(RuntimeError, match="ran with other settings"):
+        demo.Job(other, run_dir).require("spm")

@@ -102,7 +102,7 @@ class JobSettings:
 
     @classmethod
     def quick(cls):
-        """A run of a minute or two: a slice of the corpus and the task, a tiny model."""
+        """A run of about 4 minutes on 2 cores: a slice of the corpus and the task, a tiny model."""
         return cls(max_documents=600, max_task_rows=200, vocab_size=400, max_seq_length=32,
                    max_predictions_per_seq=5, dupe_factor=1, train_batch_size=16,
                    num_train_steps=20, num_warmup_steps=2, save_checkpoints_steps=10,
@@ -124,9 +124,11 @@ class JobSettings:
         for assignment in assignments:
             name, sep, text = assignment.partition("=")
             name = name.strip()
-            if not sep or name not in fields:
-                raise ValueError(f"--set={assignment!r}: expected name=value with a name of "
-                                 f"{', '.join(sorted(fields))}.")
+            if name not in fields:
+                raise ValueError(f"--set={assignment!r}: unknown setting {name!r}; the "
+                                 f"settings are {', '.join(sorted(fields))}.")
+            if not sep:
+                raise ValueError(f"--set={assignment!r}: expected {name}=value.")
             default = getattr(self, name)
             try:
                 if isinstance(default, bool):
@@ -138,10 +140,41 @@ class JobSettings:
                 else:
                     value = type(default)(text)
             except ValueError:
+                kind = ("integers separated by ':' (e.g. 32:512:0)"
+                        if isinstance(default, tuple) else type(default).__name__)
                 raise ValueError(f"--set={assignment!r}: {text!r} does not read as "
-                                 f"{type(default).__name__}.") from None
+                                 f"{kind}.") from None
             changes[name] = value
         return dataclasses.replace(self, **changes)
+
+    def validate(self):
+        """Raises ValueError naming the first setting out of its range (before any folder
+        or file is made)."""
+        positive = ("vocab_size", "max_seq_length", "max_predictions_per_seq", "dupe_factor",
+                    "train_batch_size", "num_train_steps", "save_checkpoints_steps",
+                    "log_steps", "eval_batch_size", "finetune_batch_size", "finetune_steps",
+                    "finetune_checkpoint_steps", "finetune_log_steps", "curve_steps",
+                    "curve_batch_size", "learning_rate", "finetune_learning_rate",
+                    "curve_learning_rate")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a number > 0.")
+        for name, steps in (("num_warmup_steps", "num_train_steps"),
+                            ("finetune_warmup_steps", "finetune_steps"),
+                            ("curve_warmup_steps", "curve_steps")):
+            if not 0 <= getattr(self, name) <= getattr(self, steps):
+                raise ValueError(f"{name}={getattr(self, name)}: expected 0 to {steps} "
+                                 f"({getattr(self, steps)}).")
+        for name in ("max_documents", "max_task_rows", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected 0 (all) or more.")
+        if not 0 < self.masked_lm_prob < 1:
+            raise ValueError(f"masked_lm_prob={self.masked_lm_prob}: expected between 0 and 1.")
+        if not self.curve_budgets or min(self.curve_budgets) < 0:
+            raise ValueError(f"curve_budgets={self.curve_budgets}: expected one or more label "
+                             "counts >= 0 (0: all).")
+        if not self.curve_seeds:
+            raise ValueError("curve_seeds: expected one or more seeds.")
 
     @property
     def curve_runs(self):
@@ -243,6 +276,10 @@ class Job:
 
     def require(self, step):
         manifest = self.manifest(step)
+        if manifest is None and self.manifest_path(step).exists():
+            raise RuntimeError(f"Step {step!r} in {self.run_dir} ran with other settings than "
+                               "these; run it again with these settings (--redo=" + step +
+                               ") or use that folder's settings.")
         if manifest is None:
             raise RuntimeError(f"Step {step!r} has not run in {self.run_dir} (no "
                                f"{self.manifest_path(step)}). Run it first: albert_demo.py "

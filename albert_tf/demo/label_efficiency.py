@@ -271,6 +271,7 @@ def step_curve(job):
     s = job.settings
     task_dir = job.task_dir(s.curve_task_dir, name="curve_task")
     rows, losses = network_curve(job, task_dir, WORD_ORDER_LABELS, job.log)
+    _, test_labels = read_task(task_dir, "test.tsv", WORD_ORDER_LABELS)
     baseline = bag_of_words_rows(WORD_ORDER_NAME, task_dir, WORD_ORDER_LABELS,
                                  s.curve_budgets, s.curve_seeds)
     baseline += bag_of_words_rows(TASK_NAME, job.task_dir(), TASK_LABELS, s.curve_budgets,
@@ -287,6 +288,7 @@ def step_curve(job):
         "task": WORD_ORDER_NAME,
         "rows": rows,
         "table": table,
+        "test_majority": max(test_labels.count(y) for y in set(test_labels)) / len(test_labels),
         "baseline": baseline,
         "baseline_table": summarize(baseline, keys=("task",)),
         "files": {"task_dir": shown(task_dir), "losses": shown(losses_dir / "losses.tsv")},

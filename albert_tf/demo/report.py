@@ -122,6 +122,9 @@ def step_report(job):
         "label_efficiency_task": curve["task"],
         "label_efficiency": curve["rows"],
         "label_efficiency_table": curve["table"],
+        # What always answering the test split's most frequent label scores (0.5 when
+        # balanced, as the full task is).
+        "label_efficiency_chance": curve.get("test_majority", 0.5),
         "baseline": curve["baseline"],
         "baseline_table": curve["baseline_table"],
         "mlm_loss_check": (tfm["figures"]["mlm_loss_check"] if not tfm.get("skipped")
@@ -151,7 +154,7 @@ def spread_note(ev):
     after pretraining (`steps.pooled_spread`: mean distance to the mean over its norm)."""
     init, final = ev["init"]["pooled_spread"], ev["final"]["pooled_spread"]
     head = (f"The pooled [CLS] vector, what a classifier reads, varies over held-out inputs "
-            f"by {final:.4f} of its norm after pretraining against {init:.4f} at "
+            f"by {final:.3g} of its norm after pretraining against {init:.3g} at "
             "initialisation (mean distance to the mean vector over its norm).")
     if final * COLLAPSE_FACTOR <= init:
         return (f"{head} Pretraining made it {init / max(final, 1e-12):.0f} times more alike "
@@ -261,7 +264,7 @@ def render_report(job, manifests, metrics):
         f"| held-out sentence-order accuracy | {_pct(ev['init']['sentence_order_accuracy'])} | "
         f"{_pct(ev['final']['sentence_order_accuracy'])} |",
         f"| spread of the pooled [CLS] vector over held-out inputs | "
-        f"{ev['init']['pooled_spread']:.4f} | {ev['final']['pooled_spread']:.4f} |",
+        f"{ev['init']['pooled_spread']:.3g} | {ev['final']['pooled_spread']:.3g} |",
         "",
         f"Predicting token frequencies alone (the unigram distribution of the training "
         f"records' masked tokens) gives a held-out masked-LM loss of "
@@ -272,7 +275,7 @@ def render_report(job, manifests, metrics):
         "",
         spread_note(ev),
         "",
-        curve_verdict(table),
+        curve_verdict(table, metrics["label_efficiency_chance"]),
         "",
         f"This pretraining saw {sequences:,} sequences of {s.max_seq_length} tokens; "
         "ALBERT's released models saw 125,000 steps of 4,096 sequences of 512 tokens, "
@@ -289,15 +292,17 @@ def render_report(job, manifests, metrics):
         "adjacent words swapped? Each budget is a balanced random subset of train.tsv drawn "
         "by the seed; both initialisations fine-tune with the same recipe on the same "
         f"subsets and batches (AdamW, learning rate {s.curve_learning_rate:g}, "
-        f"{s.curve_steps} steps of {s.curve_batch_size}, {s.curve_warmup_steps} warm-up "
-        f"steps, seeds {', '.join(map(str, s.curve_seeds))}); dev and test accuracy are "
+        f"{s.curve_steps} steps of {s.curve_batch_size}, warm-up steps: "
+        f"{s.curve_warmup_steps}, seeds {', '.join(map(str, s.curve_seeds))}); dev and test accuracy are "
         "those of the final weights. Mean ± standard deviation over seeds, in points; "
         "dev in brackets.",
         "",
         *_curve_table_lines(table, metrics["baseline_table"], task),
         "",
         f"The bag-of-words baseline (logistic regression on word counts, scikit-learn, the "
-        f"same subsets) is at chance on `{task}` by construction: a swap keeps every word. "
+        f"same subsets) cannot see word order, what `{task}` asks: a swap keeps every word, "
+        "so it can only score what the balance of labels allows (always answering the test "
+        f"split's most frequent label: {_pct(metrics['label_efficiency_chance'])}). "
         f"On `{TASK_NAME}` (which library a sentence comes from, the finetune step's task) "
         f"the same baseline reaches {_pct(base[TASK_NAME, all_source]['test_mean'])} test "
         f"accuracy with {all_source} labels: that task is about topic words and needs "
@@ -319,7 +324,7 @@ def render_report(job, manifests, metrics):
         f"- Data: {data['train_instances']:,} training and {data['heldout_instances']:,} "
         f"held-out pretraining instances of {s.max_seq_length} tokens.",
         f"- Pretraining: {pt['steps']} LAMB steps of {s.train_batch_size} (learning rate "
-        f"{s.learning_rate:g}, {s.num_warmup_steps} warm-up steps); last logged loss "
+        f"{s.learning_rate:g}, warm-up steps: {s.num_warmup_steps}); last logged loss "
         f"{pt['final_train_loss']:.3f}, {pt['examples_per_second'] or 0:.0f} examples/s.",
         f"- Export: the checkpoint reloads with identical values (max difference "
         f"{ex['checkpoint_max_abs_diff']:.1e}); the SavedModel gives the same outputs from "
@@ -350,7 +355,7 @@ def _fill_mask_lines(rows):
              "initialisation and after pretraining.", "",
              "| sentence | masked word | at initialisation | pretrained |", "|---|---|---|---|"]
     for row in rows:
-        shown_rows = [", ".join(f"`{p}` {q:.2f}" for p, q in row[name])
+        shown_rows = [", ".join(f"`{p}` {q:.3g}" for p, q in row[name])
                       for name in ("init", "pretrained")]
         text = row["text"].replace("|", "\\|")
         lines.append(f"| {text} | `{row['answer']}` | {shown_rows[0]} | {shown_rows[1]} |")

@@ -30,13 +30,18 @@ STEP_FUNCTIONS = {"spm": steps.step_spm, "data": steps.step_data,
 # ETA scales them by how fast the finished steps ran on this machine.
 EXPECTED_SECONDS = {"spm": 2, "data": 2, "pretrain": 127, "tfm_check": 210, "eval": 13,
                     "export": 20, "finetune": 63, "curve": 172, "report": 2}
+# The same for the quick preset.
+QUICK_EXPECTED_SECONDS = {"spm": 1, "data": 1, "pretrain": 13, "tfm_check": 17, "eval": 7,
+                          "export": 15, "finetune": 24, "curve": 7, "report": 1}
+# Seconds added to both sides of the ETA's speed ratio, so that the first short steps do
+# not swing it.
+ETA_DAMPING = 30
 
 
 def _expected(settings, step):
-    seconds = EXPECTED_SECONDS[step]
     if step == "tfm_check" and not settings.tfm_check:
         return 0
-    return seconds / 20 if settings.max_documents else seconds
+    return (QUICK_EXPECTED_SECONDS if settings.max_documents else EXPECTED_SECONDS)[step]
 
 
 def _clock(seconds):
@@ -80,14 +85,30 @@ def run_job(settings, run_dir, steps=STEPS, redo=(), log=None):
     written resumes from what its folder holds (a pretraining run from its last checkpoint).
     Returns {step: manifest}.
     """
-    job = Job(settings, run_dir, log)
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(job.run_dir / "job.json", json.dumps(
-        {"fingerprint": settings.fingerprint(), "settings": dataclasses.asdict(settings)},
-        indent=2, sort_keys=True) + "\n")
     unknown = [s for s in list(steps) + list(redo) if s not in STEPS]
     if unknown:
         raise ValueError(f"Unknown steps {unknown}; the steps are {', '.join(STEPS)}.")
+    settings.validate()
+    job = Job(settings, run_dir, log)
+    if job.run_dir.exists() and not job.run_dir.is_dir():
+        raise ValueError(f"--run_dir={job.run_dir} is a file; expected a folder.")
+    job_file = job.run_dir / "job.json"
+    if job_file.exists():
+        # A folder holds the run of one set of settings: another run would mix its steps
+        # with this one's (and a later run of these settings would no longer find it).
+        try:
+            fingerprint = json.loads(job_file.read_text()).get("fingerprint")
+        except json.JSONDecodeError:
+            fingerprint = None
+        if fingerprint != settings.fingerprint():
+            raise ValueError(
+                f"--run_dir={job.run_dir} holds a run with other settings (fingerprint "
+                f"{fingerprint}, these are {settings.fingerprint()}); give another --run_dir "
+                "or leave it out (a new or matching folder is then chosen).")
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(job_file, json.dumps(
+        {"fingerprint": settings.fingerprint(), "settings": dataclasses.asdict(settings)},
+        indent=2, sort_keys=True) + "\n")
     ordered = [s for s in STEPS if s in steps]
     results, rerun = {}, False
     started = time.time()
@@ -98,7 +119,7 @@ def run_job(settings, run_dir, steps=STEPS, redo=(), log=None):
 
     def eta():
         left = sum(to_run.values())
-        factor = spent / expected_spent if expected_spent > 0 else 1.0
+        factor = (spent + ETA_DAMPING) / (expected_spent + ETA_DAMPING)
         return _clock(left * factor)
 
     for index, step in enumerate(ordered, 1):

@@ -63,19 +63,20 @@ def step_tfm_check(job):
     # Ours is read last: this step trains independently of the pretrain step until here.
     pretrain = job.require("pretrain")
     ours = read_scalars(repo_path(pretrain["files"]["output_dir"]) / "summaries" / "train")
-    check = {"albert_tf": final_loss(ours["masked_lm_loss"], total_steps=s.num_train_steps),
-             "tf_models_official": final_loss(result["curves"]["masked_lm_loss"],
-                                              total_steps=s.num_train_steps)}
+    last_steps = min(LAST_STEPS, s.num_train_steps)
+    check = {"albert_tf": final_loss(ours["masked_lm_loss"], last_steps, s.num_train_steps),
+             "tf_models_official": final_loss(result["curves"]["masked_lm_loss"], last_steps,
+                                              s.num_train_steps)}
     return {
         "figures": {"mlm_loss_check": check, "heldout": result["heldout"],
                     "seconds_per_step": result["seconds_per_step"],
                     "final_sentence_order_loss": final_loss(
-                        result["curves"]["sentence_order_loss"], total_steps=s.num_train_steps),
-                    "last_steps": LAST_STEPS, "bias_correction": s.tfm_bias_correction},
+                        result["curves"]["sentence_order_loss"], last_steps, s.num_train_steps),
+                    "last_steps": last_steps, "bias_correction": s.tfm_bias_correction},
         "curves": result["curves"],
         "files": {"summaries": shown(log_dir)},
         "commands": [f"python albert_demo.py --run_dir={shown(job.run_dir)} --steps=tfm_check"],
-        "summary": (f"masked-LM training loss over the last {LAST_STEPS} steps: albert_tf "
+        "summary": (f"masked-LM training loss over the last {last_steps} steps: albert_tf "
                     f"{check['albert_tf']:.3f}, tf-models-official "
                     f"{check['tf_models_official']:.3f}"),
     }
