@@ -187,16 +187,21 @@ def test_predict_scores_every_example_once_in_order_with_one_shape_per_bucket(tm
 # --- Serving -----------------------------------------------------------------------------
 
 
-@pytest.mark.slow   # a SavedModel export and load: about a minute on a loaded CPU
-def test_text_signature_cuts_short_requests_and_keeps_the_outputs(tmp_path, fixtures_dir):
+def _export_tiny_encoder(tmp_path, fixtures_dir, max_seq_length, **kwargs):
+    """A SavedModel of a tiny random encoder with text signatures; returns its folder."""
     from albert_tf import export
     from albert_tf.modeling import AlbertModel
     config = AlbertConfig(vocab_size=1000, embedding_size=8, hidden_size=16,
                           num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                          max_position_embeddings=128)
+                          max_position_embeddings=max_seq_length)
     spm = str(fixtures_dir / "original_tokenizer" / "spm1k.model")
-    folder = export.export_saved_model(AlbertModel(config), str(tmp_path / "export"), spm,
-                                       max_seq_length=128)
+    return export.export_saved_model(AlbertModel(config), str(tmp_path / "export"), spm,
+                                     max_seq_length=max_seq_length, **kwargs)
+
+
+@pytest.mark.slow   # a SavedModel export and load: about a minute on a loaded CPU
+def test_text_signature_cuts_short_requests_and_keeps_the_outputs(tmp_path, fixtures_dir):
+    folder = _export_tiny_encoder(tmp_path, fixtures_dir, 128)
     loaded = tf.saved_model.load(folder)
     got = loaded.signatures["text"](text_a=tf.constant(["a short text", "another one"]))
     # The same packed rows, at their full length of 128, through the uncut signature.
@@ -233,12 +238,6 @@ def test_export_with_bad_length_buckets_writes_nothing(tmp_path, value):
 def test_export_records_its_length_buckets(tmp_path, fixtures_dir):
     import json
     from albert_tf import export
-    from albert_tf.modeling import AlbertModel
-    config = AlbertConfig(vocab_size=1000, embedding_size=8, hidden_size=16,
-                          num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                          max_position_embeddings=64)
-    spm = str(fixtures_dir / "original_tokenizer" / "spm1k.model")
-    folder = export.export_saved_model(AlbertModel(config), str(tmp_path / "export"), spm,
-                                       max_seq_length=64, length_buckets="none")
+    folder = _export_tiny_encoder(tmp_path, fixtures_dir, 64, length_buckets="none")
     info = json.loads((tmp_path / "export" / "assets" / export.EXPORT_INFO).read_text())
     assert folder == str(tmp_path / "export") and info["length_buckets"] == [64]

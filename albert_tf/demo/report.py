@@ -158,8 +158,8 @@ def spread_note(ev):
             "initialisation (mean distance to the mean vector over its norm).")
     if final * COLLAPSE_FACTOR <= init:
         return (f"{head} Pretraining made it {init / max(final, 1e-12):.0f} times more alike "
-                "across inputs: nearly the same vector for every sentence, so fine-tuning "
-                "must first undo that before a classifier can separate anything.")
+                "across inputs: a classifier on top starts from nearly the same vector for "
+                "every sentence.")
     return head
 
 
