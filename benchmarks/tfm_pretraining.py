@@ -2,8 +2,12 @@
 that the main job's tfm_check step (albert_tf/demo/tfm_check.py) compares its masked-LM loss
 curve with.
 
-It lives beside the benchmarks, outside the library, because tf-models-official is built
-on tf_keras, which `albert_tf` itself never imports. The encoder, its masked-LM head
+    python benchmarks/tfm_pretraining.py REQUEST.json RESULT.json
+
+reads what to run from REQUEST.json (`run_request`'s keys) and writes `tfm_pretrain`'s
+result to RESULT.json; the demo runs it so, in its own process. It lives beside the
+benchmarks, outside the library, because tf-models-official is built on tf_keras, which
+`albert_tf` never imports or runs. The encoder, its masked-LM head
 (`models.BertPretrainerV2`) and the 2-way sentence-order layer are built as
 `bench_common.py` builds them; the recipe is the original's (losses, clipping at 1.0, LAMB
 with weight decay 0.01 skipped for LayerNorm/bias, linear warm-up then linear decay). Its
@@ -183,3 +187,47 @@ def tfm_pretrain(config, input_files, heldout_files, settings, num_eval_batches,
     return {"curves": curves, "seconds_per_step": seconds_per_step,
             "heldout": {"masked_lm_loss": loss_sum / max(weight, 1e-30),
                         "masked_lm_accuracy": correct / max(weight, 1e-30)}}
+
+
+def run_request(request_file, result_file):
+    """Runs `tfm_pretrain` as REQUEST.json says and writes its result to RESULT.json.
+
+    REQUEST.json: {"albert_config_file", "input_files", "heldout_files", "settings" (the
+    fields of `albert_tf.settings.PretrainingSettings`), "num_eval_batches", "log_dir",
+    "bias_correction"}. RESULT.json is written last, through a temporary name.
+    """
+    import json
+
+    from albert_tf import files
+    from albert_tf.config import AlbertConfig
+    from albert_tf.settings import PretrainingSettings
+
+    request = json.loads(files.read_text(request_file))
+    result = tfm_pretrain(
+        AlbertConfig.from_json_file(request["albert_config_file"]), request["input_files"],
+        request["heldout_files"], PretrainingSettings(**request["settings"]),
+        request["num_eval_batches"], request["log_dir"],
+        bias_correction=request["bias_correction"])
+    files.write_json(result_file, result)
+
+
+def main(argv):
+    import logging as pylogging
+    import sys
+
+    import tensorflow as tf
+    from absl import logging
+
+    if len(argv) != 3:
+        sys.exit(f"usage: python {argv[0]} REQUEST.json RESULT.json")
+    # The progress lines of `summaries.ProgressMeter`, as the demo prints its own.
+    tf.get_logger().setLevel(pylogging.WARNING)
+    logging.set_verbosity(logging.INFO)
+    logging.get_absl_handler().setFormatter(pylogging.Formatter("    %(message)s"))
+    run_request(argv[1], argv[2])
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    app.run(main)

@@ -20,6 +20,10 @@ def test_the_library_never_imports_tf_keras(path):
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert "tf_keras" not in imported
     assert "TF_USE_LEGACY_KERAS" not in path.read_text()
+    # Nor runs such code in its own process by loading a file by path (the demo starts
+    # benchmarks/tfm_pretraining.py as a separate process instead).
+    assert "spec_from_file_location" not in path.read_text()
+    assert "runpy" not in imported
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(LIBRARY)))

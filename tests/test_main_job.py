@@ -622,7 +622,12 @@ def test_tfm_lamb_without_bias_correction_takes_the_original_first_step(bias_cor
     (no division by 1 - beta^t), about 3.16 lr; with Adam's bias correction it is lr."""
     import tf_keras
 
-    lamb = tfm_check._tfm_pretraining()._lamb(
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tfm_pretraining", tfm_check.TFM_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lamb = module._lamb(
         bias_correction, learning_rate=0.01, weight_decay_rate=0.01, epsilon=1e-6,
         exclude_from_weight_decay=["bias"])
     variable = tf_keras.backend.variable(np.ones(3, np.float32), name="layer/bias")

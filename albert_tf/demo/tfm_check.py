@@ -2,8 +2,8 @@
 
 tf-models-official's ALBERT (`official.nlp.modeling.networks.AlbertEncoder` with its
 masked-LM head, `models.BertPretrainerV2`, and a 2-way sentence-order layer on the pooled
-output, as `benchmarks/bench_common.py` builds them; the run itself is
-`benchmarks/tfm_pretraining.py`, outside the library, since it is tf_keras code) is
+output, as `benchmarks/bench_common.py` builds them; the run itself is the script
+`benchmarks/tfm_pretraining.py`, run in a process of its own since it is tf_keras code) is
 pretrained on the pretrain step's TFRecords, read by the same input pipeline with the
 same seed, with the same recipe: the original losses (masked-LM over the weighted positions, / (sum of weights + 1e-5), plus
 the sentence-order cross-entropy), global-norm clipping at 1.0, its LAMB
@@ -20,21 +20,17 @@ also starts from its own random weights (truncated normal, `initializer_range`),
 our initial checkpoint.
 """
 
-import importlib.util
+import dataclasses
+import json
+import subprocess
+import sys
 
-from albert_tf.demo.job import ROOT, repo_path, shown
+from albert_tf.demo.job import ROOT, repo_path, shown, write_text
 
 LAST_STEPS = 40      # "final" losses: the mean over the last this many steps' windows
-
-
-def _tfm_pretraining():
-    """benchmarks/tfm_pretraining.py, loaded by path: tf-models-official is built on
-    tf_keras, which the library does not import, so its run lives outside the package."""
-    spec = importlib.util.spec_from_file_location("tfm_pretraining",
-                                                  ROOT / "benchmarks" / "tfm_pretraining.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The run itself: tf-models-official is built on tf_keras, which the library neither imports
+# nor runs, so it is a script of its own run in another process.
+TFM_SCRIPT = ROOT / "benchmarks" / "tfm_pretraining.py"
 
 
 def final_loss(points, last_steps=LAST_STEPS, total_steps=None):
@@ -45,7 +41,6 @@ def final_loss(points, last_steps=LAST_STEPS, total_steps=None):
 
 
 def step_tfm_check(job):
-    from albert_tf.config import AlbertConfig
     from albert_tf.demo.steps import pretraining_settings, read_scalars
     from albert_tf.pretraining_data_input import resolve_input_files
 
@@ -54,12 +49,25 @@ def step_tfm_check(job):
     if not s.tfm_check:
         return {"skipped": True, "commands": [], "summary": "skipped (--notfm_check)"}
     settings = pretraining_settings(job)
-    log_dir = job.dir("tfm_check") / "summaries" / "train"
-    heldout = resolve_input_files(str(repo_path(data["files"]["heldout"])))
-    num_batches = max(1, data["figures"]["heldout_instances"] // s.eval_batch_size)
-    result = _tfm_pretraining().tfm_pretrain(
-        AlbertConfig.from_json_file(job.config_file()), resolve_input_files(settings.input_file),
-        heldout, settings, num_batches, log_dir, bias_correction=s.tfm_bias_correction)
+    folder = job.dir("tfm_check")
+    log_dir = folder / "summaries" / "train"
+    request, result_file = folder / "request.json", folder / "result.json"
+    write_text(request, json.dumps({
+        "albert_config_file": str(job.config_file()),
+        "input_files": resolve_input_files(settings.input_file),
+        "heldout_files": resolve_input_files(str(repo_path(data["files"]["heldout"]))),
+        "settings": dataclasses.asdict(settings),
+        "num_eval_batches": max(1, data["figures"]["heldout_instances"] // s.eval_batch_size),
+        "log_dir": str(log_dir), "bias_correction": s.tfm_bias_correction}, indent=2) + "\n")
+    line = ["python", shown(TFM_SCRIPT), shown(request), shown(result_file)]
+    result_file.unlink(missing_ok=True)   # of an interrupted earlier try
+    done = subprocess.run([sys.executable, str(TFM_SCRIPT), str(request), str(result_file)],
+                          cwd=ROOT, check=False)
+    if done.returncode != 0 or not result_file.exists():
+        raise RuntimeError(f"tf-models-official's pretraining stopped with exit status "
+                           f"{done.returncode} (its output is above); to run it alone: "
+                           f"{' '.join(line)}")
+    result = json.loads(result_file.read_text())
     # Ours is read last: this step trains independently of the pretrain step until here.
     pretrain = job.require("pretrain")
     ours = read_scalars(repo_path(pretrain["files"]["output_dir"]) / "summaries" / "train")
@@ -75,7 +83,8 @@ def step_tfm_check(job):
                     "last_steps": last_steps, "bias_correction": s.tfm_bias_correction},
         "curves": result["curves"],
         "files": {"summaries": shown(log_dir)},
-        "commands": [f"python albert_demo.py --run_dir={shown(job.run_dir)} --steps=tfm_check"],
+        "commands": [f"python albert_demo.py --run_dir={shown(job.run_dir)} --steps=tfm_check",
+                     " ".join(line)],
         "summary": (f"masked-LM training loss over the last {last_steps} steps: albert_tf "
                     f"{check['albert_tf']:.3f}, tf-models-official "
                     f"{check['tf_models_official']:.3f}"),
