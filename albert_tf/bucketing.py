@@ -50,12 +50,15 @@ def parse_buckets(text):
     """The `--length_buckets` flag value -> a tuple of lengths.
 
     "default" -> `DEFAULT_BUCKETS`; "none", "off" or "" -> () (no cutting: every batch keeps
-    max_seq_length); else comma-separated positive integers, e.g. "64,128,256".
+    max_seq_length); else comma-separated positive integers, e.g. "64,128,256". A sequence
+    of ints is taken as those lengths (empty: no cutting).
 
     Raises:
       BucketError: a value that is not a positive integer.
     """
-    text = str(text).strip().lower()
+    if not isinstance(text, str):
+        text = ",".join(str(length) for length in text) or "none"
+    text = text.strip().lower()
     if text == "default":
         return DEFAULT_BUCKETS
     if text in ("", "none", "off"):

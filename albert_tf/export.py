@@ -110,8 +110,7 @@ from albert_tf.errors import UserError
 # albert_tf.export's too.
 from albert_tf.export_rest import rest_predict  # noqa: F401
 from albert_tf.export_serving import (FEATURE_HEADS, TOKEN_INPUTS,  # noqa: F401
-                                      AlbertServingModule, ExportError, head_of,
-                                      parse_length_buckets)
+                                      AlbertServingModule, ExportError, head_of)
 from albert_tf.heads import AlbertClassifier, AlbertPretrainer
 from albert_tf.in_graph_tokenization import InGraphTokenizer
 from albert_tf.modeling import AlbertModel
@@ -289,7 +288,7 @@ def export_saved_model(model, export_dir, spm_model_file, do_lower_case=True,
         [CLS], [SEP] or ",".
     """
     # A bad --length_buckets stops the export before anything is written.
-    buckets = parse_length_buckets(length_buckets)
+    buckets = bucketing.parse_buckets(length_buckets)
     actual = head_of(model)
     if head is not None and head != actual:
         raise ExportError(f"head={head!r}, but the model is a {type(model).__name__} (head "
@@ -478,7 +477,7 @@ def export(albert_config_file, init_checkpoint, export_dir, spm_model_file=None,
     if format not in FORMATS:
         raise ExportError(f"Unknown format {format!r}; expected one of {FORMATS}.")
     if format == "saved_model":
-        parse_length_buckets(length_buckets)   # a bad value stops before any work
+        bucketing.parse_buckets(length_buckets)   # a bad value stops before any work
     if bool(init_checkpoint) == bool(random_init):
         raise ExportError("Give exactly one of --init_checkpoint (the weights to export) and "
                           "--random_init (freshly initialised weights).")

@@ -61,30 +61,14 @@ def _text_spec(name):
     return tf.TensorSpec([None], tf.string, name=name)
 
 
-def parse_length_buckets(length_buckets):
-    """A `--length_buckets` value -> the tuple of candidate lengths (() means no cutting).
-
-    Args:
-      length_buckets: a flag value ("default", "none", "64,128,256"; `bucketing.parse_buckets`)
-        or a sequence of positive ints (empty: no cutting).
-
-    Raises:
-      BucketError: a value that is not a positive integer (the message names
-        `--length_buckets`).
-    """
-    if not isinstance(length_buckets, str):
-        length_buckets = ",".join(str(length) for length in length_buckets) or "none"
-    return bucketing.parse_buckets(length_buckets)
-
-
 def _cut_to_bucket(features, buckets):
     """Packed text features [B, T] cut to the length bucket of the request's longest text
     (`albert_tf.bucketing`): a batch of short texts does not compute T positions.
 
     Args:
       features: `input_ids`, `input_mask`, `segment_ids` [B, T] (T static, else uncut).
-      buckets: candidate lengths from `parse_length_buckets` (() means no cutting); those below
-        T, then T, are the lengths a request may be cut to (`bucketing.bucket_lengths`).
+      buckets: candidate lengths from `bucketing.parse_buckets` (() means no cutting);
+        those below T, then T, are the lengths a request may be cut to (`bucketing.bucket_lengths`).
 
     Returns the features with their last axis cut to the smallest of those lengths that
     holds the longest real row (from `input_mask`); other entries unchanged.
@@ -139,7 +123,7 @@ class AlbertServingModule(tf.Module):
         # only through it would be "untracked" captures.
         self.model_variables = list(model.variables)
         self.tokenizer = tokenizer
-        self._length_buckets = parse_length_buckets(length_buckets)
+        self._length_buckets = bucketing.parse_buckets(length_buckets)
         self.assets = [tf.saved_model.Asset(path) for path in asset_files]
         self._do_lower_case = bool(do_lower_case)
         num_labels = getattr(model, "num_labels", None)

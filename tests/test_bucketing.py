@@ -215,11 +215,11 @@ def test_text_signature_cuts_short_requests_and_keeps_the_outputs(tmp_path, fixt
 
 
 def test_text_requests_are_cut_to_the_export_s_length_buckets():
-    from albert_tf.export_serving import _cut_to_bucket, parse_length_buckets
+    from albert_tf.export_serving import _cut_to_bucket
     features = {k: tf.constant(v) for k, v in padded((20, 7), 512).items()}
     for value, want in (("default", 64), ("none", 512), ("32,128", 32), ((32, 128), 32),
                         ((), 512)):
-        cut = _cut_to_bucket(features, parse_length_buckets(value))
+        cut = _cut_to_bucket(features, bucketing.parse_buckets(value))
         assert {k: v.shape for k, v in cut.items()} == {k: (2, want) for k in features}, value
         np.testing.assert_array_equal(cut["input_ids"], features["input_ids"][:, :want])
 
