@@ -105,10 +105,7 @@ def main(argv):
     settings.tfm_bias_correction = FLAGS.tfm_bias_correction
     try:
         settings = settings.with_overrides(FLAGS.set)
-        settings.validate()
-        unknown = [s for s in FLAGS.steps + FLAGS.redo if s not in demo.STEPS]
-        if unknown:
-            raise ValueError(f"Unknown steps {unknown}; the steps are {', '.join(demo.STEPS)}.")
+        # run_job checks the settings and step names before it makes any folder.
         run_dir = FLAGS.run_dir
         if run_dir is None and not FLAGS.fresh:
             run_dir = demo.find_run_dir(FLAGS.runs_root, settings)

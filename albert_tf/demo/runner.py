@@ -55,15 +55,18 @@ def find_run_dir(runs_root, settings):
     if not runs_root.exists():
         return None
     for folder in sorted((p for p in runs_root.iterdir() if p.is_dir()), reverse=True):
-        job_file = folder / "job.json"
-        if job_file.exists():
-            try:
-                data = json.loads(job_file.read_text())
-            except json.JSONDecodeError:
-                continue
-            if data.get("fingerprint") == settings.fingerprint():
-                return folder
+        if _fingerprint_of(folder) == settings.fingerprint():
+            return folder
     return None
+
+
+def _fingerprint_of(run_dir):
+    """The settings fingerprint in `run_dir/job.json`, or None (no or unreadable file)."""
+    job_file = pathlib.Path(run_dir) / "job.json"
+    try:
+        return json.loads(job_file.read_text()).get("fingerprint")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def new_run_dir(runs_root):
@@ -96,10 +99,7 @@ def run_job(settings, run_dir, steps=STEPS, redo=(), log=None):
     if job_file.exists():
         # A folder holds the run of one set of settings: another run would mix its steps
         # with this one's (and a later run of these settings would no longer find it).
-        try:
-            fingerprint = json.loads(job_file.read_text()).get("fingerprint")
-        except json.JSONDecodeError:
-            fingerprint = None
+        fingerprint = _fingerprint_of(job.run_dir)
         if fingerprint != settings.fingerprint():
             raise ValueError(
                 f"--run_dir={job.run_dir} holds a run with other settings (fingerprint "
